@@ -1,0 +1,291 @@
+// The append path: validate, claim space (helping), write the frame and its CRC, commit, await the verdict.
+// No heap allocation and no system call on success, except once per segment when the next one is prepared.
+#include <emmintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "ipc/clock.h"
+#include "ipc/crc32c.h"
+#include "ipc/liveness.h"
+#include "store/internal/hash.h"
+#include "store/internal/log.h"
+
+namespace hfe::store {
+
+using namespace format;
+
+namespace {
+
+uint8_t KindByte(ExpectedVersion::Kind k) {
+  switch (k) {
+    case ExpectedVersion::Kind::kAny: return kExpectAny;
+    case ExpectedVersion::Kind::kNoStream: return kExpectNoStream;
+    case ExpectedVersion::Kind::kStreamExists: return kExpectStreamExists;
+    case ExpectedVersion::Kind::kExact: return kExpectExact;
+  }
+  return kExpectAny;
+}
+
+std::string Quote(std::string_view s) { return "\"" + std::string(s.substr(0, 200)) + "\""; }
+
+}  // namespace
+
+uint32_t Log::ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint32_t length) const {
+  const auto* h = reinterpret_cast<const FrameHeader*>(frame);
+  uint32_t crc = crc32c::Extend(0, &segment_index, sizeof segment_index);
+  crc = crc32c::Extend(crc, &length, sizeof length);
+  crc = crc32c::Extend(crc, frame + kCrcHeaderBegin, sizeof(FrameHeader) - kCrcHeaderBegin);
+  crc = crc32c::Extend(crc, frame + sizeof(FrameHeader), h->records_offset - sizeof(FrameHeader));
+  uint32_t off = h->records_offset;
+  for (uint32_t i = 0; i < h->record_count; ++i) {
+    const auto* r = reinterpret_cast<const RecordHeader*>(frame + off);
+    uint32_t size = RecordSize(r->payload_length);
+    crc = crc32c::Extend(crc, frame + off + kCrcRecordBegin, size - kCrcRecordBegin);
+    off += size;
+  }
+  return crc;
+}
+
+void Log::PrepareSegment(uint64_t index) {
+  uint64_t seen = local_prepared_.load(std::memory_order_relaxed);
+  if (seen >= index) return;
+  local_prepared_.store(index, std::memory_order_relaxed);
+  Segment(index, /*create=*/true);  // creates, sizes and pre-faults it (MAP_POPULATE) in this process
+  std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
+  uint64_t p = prepared.load(std::memory_order_relaxed);
+  while (p < index && !prepared.compare_exchange_weak(p, index, std::memory_order_relaxed)) {
+  }
+}
+
+Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
+  std::atomic_ref<uint64_t> tail_ref(ctl_->tail);
+  const uint32_t pid = static_cast<uint32_t>(liveness::TokenPid(liveness::SelfToken()));
+  for (;;) {
+    // Acquire: pairs with the tail CAS of whoever claimed before; their state word is then visible.
+    uint64_t t = tail_ref.load(std::memory_order_acquire);
+    uint64_t seg = t / seg_size_;
+    uint64_t off = t % seg_size_;
+    uint8_t* base = Segment(seg, /*create=*/true);
+    if (!base) {
+      return IoError("cannot open or create segment " + std::to_string(seg) + " of '" + dir_ +
+                     "' (disk full, or a foreign file in segments/?)");
+    }
+    uint8_t* f = base + off;
+    auto state = StateAt(f);
+    uint64_t s = state.load(std::memory_order_acquire);
+    if (s != 0) {
+      // Someone claimed at the tail but has not moved it yet: help.
+      uint32_t l = StateAbsLength(s);
+      if (l < sizeof(FrameHeader) || l % kFrameAlign != 0 || off + l > seg_size_) {
+        return DataLoss("frame at the tail (position " + std::to_string(t) + ") has an impossible length " +
+                        std::to_string(l) + "; the store is damaged: run `hostfactory verify`");
+      }
+      uint64_t next = off + l == seg_size_ ? (seg + 1) * seg_size_ + kSegmentHeaderSize : t + l;
+      if (off + l == seg_size_) Segment(seg + 1, true);
+      tail_ref.compare_exchange_strong(t, next, std::memory_order_acq_rel, std::memory_order_relaxed);
+      continue;
+    }
+    if (off + length > seg_size_) {
+      // Does not fit: pad to the segment's end and continue in the next segment.
+      uint64_t expected = 0;
+      uint32_t pad = static_cast<uint32_t>(seg_size_ - off);
+      if (state.compare_exchange_strong(expected, MakeCommitted(kTypePad, pad), std::memory_order_acq_rel)) {
+        Segment(seg + 1, true);
+        tail_ref.compare_exchange_strong(t, (seg + 1) * seg_size_ + kSegmentHeaderSize, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed);
+      }
+      continue;
+    }
+    uint64_t expected = 0;
+    // The claim: a CAS of the state word from free to in-progress with our length and pid.
+    if (state.compare_exchange_strong(expected, MakeInProgress(pid, length), std::memory_order_acq_rel)) {
+      uint64_t next = off + length == seg_size_ ? (seg + 1) * seg_size_ + kSegmentHeaderSize : t + length;
+      tail_ref.compare_exchange_strong(t, next, std::memory_order_acq_rel, std::memory_order_relaxed);
+      if (off + length > seg_size_ / 2) PrepareSegment(seg + 1);
+      *frame_out = f;
+      return t;
+    }
+  }
+}
+
+Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions) {
+  // ---- validate and size the frame
+  if (appends.empty()) return InvalidArgument("append needs at least one stream; found none");
+  if (appends.size() > kMaxStreamsPerFrame) {
+    return InvalidArgument("an atomic append takes at most " + std::to_string(kMaxStreamsPerFrame) + " streams, found " +
+                           std::to_string(appends.size()));
+  }
+  uint64_t size = sizeof(FrameHeader);
+  uint64_t records = 0;
+  for (size_t i = 0; i < appends.size(); ++i) {
+    const StreamAppend& a = appends[i];
+    if (a.stream.empty() || a.stream.size() > kMaxStreamName) {
+      return InvalidArgument("stream name must be 1.." + std::to_string(kMaxStreamName) + " bytes, found " +
+                             std::to_string(a.stream.size()));
+    }
+    if (a.events.empty()) return InvalidArgument("stream " + Quote(a.stream) + ": no events to append");
+    for (size_t j = 0; j < i; ++j) {
+      if (appends[j].stream == a.stream) {
+        return InvalidArgument("stream " + Quote(a.stream) + " appears twice in one atomic append; merge its events");
+      }
+    }
+    size += StreamEntrySize(static_cast<uint32_t>(a.stream.size()));
+    for (const EventData& e : a.events) {
+      if (e.id.IsNil()) return InvalidArgument("stream " + Quote(a.stream) + ": an event has the nil id; give each event a unique id");
+      if (e.type == 0) return InvalidArgument("stream " + Quote(a.stream) + ": event type 0 is not a type");
+      if (e.payload.size() > seg_size_) return InvalidArgument("event payload larger than a segment");
+      size += RecordSize(static_cast<uint32_t>(e.payload.size()));
+      ++records;
+    }
+  }
+  if (records > kMaxRecordsPerFrame) {
+    return InvalidArgument("an atomic append takes at most " + std::to_string(kMaxRecordsPerFrame) + " events, found " +
+                           std::to_string(records));
+  }
+  size = AlignUp(size, kFrameAlign);
+  if (size > seg_size_ - kSegmentHeaderSize) {
+    return InvalidArgument("batch of " + std::to_string(size) + " bytes does not fit in a segment of " +
+                           std::to_string(seg_size_) + " bytes; split it or use larger segments");
+  }
+  if (!positions.empty() && positions.size() < records) {
+    return InvalidArgument("positions span holds " + std::to_string(positions.size()) + " entries, the batch has " +
+                           std::to_string(records) + " events");
+  }
+  // Ids must be distinct within the batch (they are checked against the log by the resolver).
+  if (records > 1) {
+    std::array<EventId, 32> small;
+    std::vector<EventId> large;
+    std::span<EventId> ids;
+    if (records <= small.size()) {
+      ids = std::span<EventId>(small.data(), records);
+    } else {
+      large.resize(records);
+      ids = large;
+    }
+    size_t n = 0;
+    for (const StreamAppend& a : appends) {
+      for (const EventData& e : a.events) ids[n++] = e.id;
+    }
+    std::sort(ids.begin(), ids.end(), [](const EventId& x, const EventId& y) {
+      return x.hi != y.hi ? x.hi < y.hi : x.lo < y.lo;
+    });
+    for (size_t i = 1; i < n; ++i) {
+      if (ids[i] == ids[i - 1]) {
+        return InvalidArgument("event id " + ids[i].ToString() + " appears twice in one batch; ids must be unique");
+      }
+    }
+  }
+  const uint32_t length = static_cast<uint32_t>(size);
+  const int64_t now = clock::WallNanos();
+
+  for (;;) {
+    uint8_t* f = nullptr;
+    auto claimed = Claim(length, &f);
+    if (!claimed.ok()) return claimed.status();
+    const uint64_t pos = *claimed;
+
+    // ---- write the frame body
+    auto* h = reinterpret_cast<FrameHeader*>(f);
+    h->record_count = static_cast<uint16_t>(records);
+    h->stream_count = static_cast<uint16_t>(appends.size());
+    h->writer_token = liveness::SelfToken();
+    uint32_t off = sizeof(FrameHeader);
+    for (const StreamAppend& a : appends) {
+      auto* se = reinterpret_cast<StreamEntry*>(f + off);
+      internal::Hash128 hs = internal::HashStream(a.stream);
+      se->hash_lo = hs.lo;
+      se->hash_hi = hs.hi;
+      se->expected_version = a.expected.version;
+      se->expected_kind = KindByte(a.expected.kind);
+      se->reserved = 0;
+      se->name_length = static_cast<uint16_t>(a.stream.size());
+      se->event_count = static_cast<uint32_t>(a.events.size());
+      std::memcpy(f + off + sizeof(StreamEntry), a.stream.data(), a.stream.size());
+      std::memset(f + off + sizeof(StreamEntry) + a.stream.size(), 0, AlignUp(a.stream.size(), 8) - a.stream.size());
+      off += StreamEntrySize(static_cast<uint32_t>(a.stream.size()));
+    }
+    h->records_offset = off;
+    for (size_t si = 0; si < appends.size(); ++si) {
+      for (const EventData& e : appends[si].events) {
+        auto* r = reinterpret_cast<RecordHeader*>(f + off);
+        r->version = 0;
+        r->prev_position = 0;
+        r->event_id_hi = e.id.hi;
+        r->event_id_lo = e.id.lo;
+        r->event_type = e.type;
+        r->stream_index = static_cast<uint16_t>(si);
+        r->flags = 0;
+        r->occurred_at_ns = e.occurred_at_ns != 0 ? e.occurred_at_ns : now;
+        r->payload_length = static_cast<uint32_t>(e.payload.size());
+        r->frame_offset = off;
+        r->reserved1 = 0;
+        if (!e.payload.empty()) std::memcpy(f + off + sizeof(RecordHeader), e.payload.data(), e.payload.size());
+        uint32_t rs = RecordSize(r->payload_length);
+        std::memset(f + off + sizeof(RecordHeader) + e.payload.size(), 0, rs - sizeof(RecordHeader) - e.payload.size());
+        off += rs;
+      }
+    }
+    h->crc = crc32c::Mask(ComputeFrameCrc(pos / seg_size_, f, length));
+
+    // ---- commit: in progress -> data. Failure means the resolver padded our stalled frame: claim again.
+    uint64_t expected = MakeInProgress(static_cast<uint32_t>(liveness::TokenPid(h->writer_token)), length);
+    // Release: pairs with the resolver's acquire load of the state; the body and CRC are visible with it.
+    if (!StateAt(f).compare_exchange_strong(expected, MakeCommitted(kTypeData, length), std::memory_order_acq_rel)) {
+      continue;
+    }
+
+    HFE_RETURN_IF_ERROR(WaitResolved(pos + length));
+    if (ctl_->sync_policy == kSyncEveryAppend) SyncResolved(pos, pos + length);
+
+    // ---- the verdict
+    // Acquire: pairs with the resolver's release store of the verdict; the record fields it wrote are visible.
+    uint32_t v = std::atomic_ref<uint32_t>(h->verdict).load(std::memory_order_acquire);
+    auto* first = reinterpret_cast<RecordHeader*>(f + h->records_offset);
+    switch (VerdictCode(v)) {
+      case kVerdictAccepted:
+      case kVerdictDuplicate: {
+        AppendResult res;
+        res.already_appended = VerdictCode(v) == kVerdictDuplicate;
+        uint32_t o = h->records_offset;
+        const RecordHeader* last = first;
+        for (uint32_t i = 0; i < records; ++i) {
+          auto* r = reinterpret_cast<RecordHeader*>(f + o);
+          uint64_t p = res.already_appended ? r->prev_position : pos + o;
+          if (i == 0) res.first_position = p;
+          res.last_position = p;
+          if (!positions.empty()) positions[i] = p;
+          last = r;
+          o += RecordSize(r->payload_length);
+        }
+        res.last_version = last->version;
+        return res;
+      }
+      case kVerdictConflict: {
+        const StreamAppend& a = appends[std::min<size_t>(VerdictStream(v), appends.size() - 1)];
+        uint64_t actual = first->version;
+        std::string found = actual == kNoVersion ? "no stream" : "version " + std::to_string(actual);
+        std::string want = a.expected.kind == ExpectedVersion::Kind::kNoStream       ? "no stream"
+                           : a.expected.kind == ExpectedVersion::Kind::kStreamExists ? "an existing stream"
+                                                                                     : "version " + std::to_string(a.expected.version);
+        return Status(StatusCode::kWrongExpectedVersion,
+                      "stream " + Quote(a.stream) + ": expected " + want + ", found " + found +
+                          " (another writer appended first; reload the stream and retry)");
+      }
+      case kVerdictPartialDuplicate:
+        return Status(StatusCode::kDuplicateEvent,
+                      "batch of " + std::to_string(records) + " events: some event ids were appended before and some " +
+                          "not (expected all new or all already appended); resend the original batch unchanged, or use new ids");
+      case kVerdictStreamTableFull:
+        return ResourceExhausted("stream table of '" + dir_ + "' is full (" + std::to_string(max_streams_) +
+                                 " streams); create the store with a larger stream capacity");
+      default:
+        return DataLoss("the batch at position " + std::to_string(pos) + " was damaged before it was resolved " +
+                        "(shared memory scribbled?); nothing was appended: run `hostfactory verify`");
+    }
+  }
+}
+
+}  // namespace hfe::store

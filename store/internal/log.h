@@ -1,0 +1,141 @@
+// Log: the engine behind EventStore — mappings, claim/commit, the resolver, readers, recovery, verify.
+// Internal; callers use store/event_store.h.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipc/region.h"
+#include "ipc/status.h"
+#include "store/event_store.h"
+#include "store/log_format.h"
+
+namespace hfe::store {
+
+class Log {
+ public:
+  ~Log();
+  static Result<std::unique_ptr<Log>> Open(const std::string& dir, const StoreOptions& options);
+
+  // ---- append (appender.cc)
+  Result<AppendResult> Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions);
+
+  // ---- resolver (resolver.cc)
+  // Returns once the resolved watermark is at or past `end` (resolving frames itself when the role is free).
+  Status WaitResolved(uint64_t end);
+  // Resolves what is committed, if the role is free; never waits on a stalled frame. For readers.
+  void HelpResolve();
+
+  // ---- reading (reader.cc)
+  // Calls visit for each accepted event at or after `from`, up to the resolved watermark.
+  Status Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc = false) const;
+  Status ReadStream(std::string_view stream, uint64_t from_version, const EventStore::Visitor& visit) const;
+  Status ReadSince(int64_t since, const EventStore::Visitor& visit) const;
+  Status ReadLast(uint64_t n, const EventStore::Visitor& visit) const;
+  StreamInfo GetStream(std::string_view stream) const;
+  // Position of the first frame at or after `pos` (frames are found by walking the segment from its start).
+  Result<uint64_t> FrameStartAtOrAfter(uint64_t pos) const;
+
+  // ---- recovery and verification (recovery.cc)
+  Status Recover(RecoveryMode mode);
+  Result<VerifyReport> Verify() const;
+
+  StoreStats Stats() const;
+  const RecoveryReport& recovery_report() const { return recovery_; }
+  const std::string& dir() const { return dir_; }
+  uint64_t resolved() const { return std::atomic_ref<uint64_t>(ctl_->resolved).load(std::memory_order_acquire); }
+  uint64_t tail() const { return std::atomic_ref<uint64_t>(ctl_->tail).load(std::memory_order_acquire); }
+  uint64_t segment_size() const { return seg_size_; }
+  format::ControlHeader* control() const { return ctl_; }
+
+  // Segment base address, mapping (and creating when `create`) it on first use. Null when it does not exist.
+  uint8_t* Segment(uint64_t index, bool create) const;
+  // Frame state word at `pos`.
+  std::atomic_ref<uint64_t> StateAt(uint8_t* frame) const {
+    return std::atomic_ref<uint64_t>(reinterpret_cast<format::FrameHeader*>(frame)->state);
+  }
+  // Validates a committed DATA frame's bounds (not its CRC). Returns an empty string when sane.
+  std::string CheckFrameBounds(const uint8_t* frame, uint32_t length) const;
+  bool CheckFrameCrc(uint64_t pos, const uint8_t* frame, uint32_t length) const;
+  uint32_t ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint32_t length) const;
+
+  // Stream table lookup (any process; the resolver is the only writer).
+  format::StreamSlot* FindStream(uint64_t hash_lo, uint64_t hash_hi) const;
+
+ private:
+  Log() = default;
+  friend class EventStore;
+
+  Status Create(const StoreOptions& o);
+  Status Attach(const StoreOptions& o);
+  std::string SegmentPath(uint64_t index) const;
+
+  // appender.cc
+  Result<uint64_t> Claim(uint32_t length, uint8_t** frame_out);
+  void PrepareSegment(uint64_t index);
+
+  // resolver.cc
+  bool TryAcquireLease();
+  void ReleaseLease();
+  void Repair();
+  // Resolves frames from the watermark on. Stops at the tail, or at a frame still in progress when
+  // `wait_until` is at or before it (then the caller's own frame is already decided). Lease held.
+  void ResolveLoop(uint64_t wait_until);
+  void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length);
+  void ApplyFrame(uint64_t pos, uint8_t* frame);
+  void PublishResolved(uint64_t pos);
+  format::StreamSlot* InsertStream(uint64_t hash_lo, uint64_t hash_hi);
+  uint64_t DedupLookup(uint64_t hi, uint64_t lo) const;
+  void DedupInsert(uint64_t hi, uint64_t lo, uint64_t pos);
+  void DedupRemove(uint64_t hi, uint64_t lo, uint64_t pos);
+  void DedupRebuild();
+  void SyncResolved(uint64_t from, uint64_t to);
+
+  std::string dir_;
+  StoreOptions options_;
+  int lock_fd_ = -1;
+  ipc::MappedFile control_file_;
+  format::ControlHeader* ctl_ = nullptr;
+  format::StreamSlot* streams_ = nullptr;
+  format::DedupSlot* dedup_ = nullptr;
+  format::DedupSlot* ring_ = nullptr;
+  format::TimeIndexSlot* time_index_ = nullptr;
+  uint64_t seg_size_ = 0;
+  uint64_t stream_mask_ = 0;
+  uint64_t dedup_mask_ = 0;
+  uint64_t max_streams_ = 0;
+  RecoveryReport recovery_;
+
+  // Per-process segment mappings: a direct-mapped table read without a lock; filled under map_mu_.
+  static constexpr size_t kMapSlots = 4096;
+  struct SegmentMapping {
+    std::atomic<uint8_t*> base{nullptr};
+    std::atomic<uint64_t> index{~0ull};
+  };
+  mutable std::array<SegmentMapping, kMapSlots> maps_;
+  mutable std::mutex map_mu_;
+  mutable std::deque<ipc::MappedFile> files_;
+  mutable std::atomic<uint64_t> local_prepared_{0};
+
+  // Resolver scratch (used only by the thread holding the lease).
+  struct StreamScratch {
+    format::StreamSlot* slot;
+    uint64_t next_version;
+    uint64_t last_position;
+  };
+  std::vector<StreamScratch> scratch_;
+  std::mutex lease_mu_;   // threads of this process take the shared lease one at a time
+
+  // Interval sync.
+  std::thread sync_thread_;
+  std::atomic<bool> stop_sync_{false};
+  std::atomic<uint64_t> synced_to_{0};
+};
+
+}  // namespace hfe::store

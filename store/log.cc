@@ -1,0 +1,270 @@
+// Log: opening and creating a store (handshake, lock, geometry checks), segment mappings, stats, sync.
+#include "store/internal/log.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "ipc/clock.h"
+#include "ipc/liveness.h"
+
+namespace hfe::store {
+
+using namespace format;
+
+namespace {
+
+bool IsPow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+uint64_t NextPow2(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+Log::~Log() {
+  stop_sync_.store(true, std::memory_order_relaxed);
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the shared lock
+}
+
+std::string Log::SegmentPath(uint64_t index) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "/segments/%016" PRIx64 ".log", index);
+  return dir_ + name;
+}
+
+Result<std::unique_ptr<Log>> Log::Open(const std::string& dir, const StoreOptions& o) {
+  std::unique_ptr<Log> log(new Log());
+  log->dir_ = dir;
+  while (log->dir_.size() > 1 && log->dir_.back() == '/') log->dir_.pop_back();
+  log->options_ = o;
+  HFE_RETURN_IF_ERROR(ipc::EnsureDirectory(log->dir_, o.create_if_missing, 0700 | (o.mode & 0070)));
+
+  // Every attached process holds a shared flock on `lock`; whoever gets it exclusively is alone, so it may
+  // create the store or repair what dead processes left behind.
+  auto lock_fd = ipc::OpenSecure(log->dir_ + "/lock", /*create=*/true, o.mode);
+  if (!lock_fd.ok()) return lock_fd.status();
+  log->lock_fd_ = *lock_fd;
+  bool alone = ::flock(log->lock_fd_, LOCK_EX | LOCK_NB) == 0;
+  if (!alone && ::flock(log->lock_fd_, LOCK_SH) != 0) return ErrnoStatus("flock '" + log->dir_ + "/lock'", errno);
+
+  std::string control = log->dir_ + "/control.hfe";
+  struct stat st;
+  bool exists = ::lstat(control.c_str(), &st) == 0;
+  if (!exists && !o.create_if_missing) {
+    return NotFound("no store at '" + log->dir_ + "' (no control.hfe); create it first (publish creates it)");
+  }
+  if (!exists && alone) {
+    HFE_RETURN_IF_ERROR(log->Create(o));
+  } else {
+    HFE_RETURN_IF_ERROR(log->Attach(o));
+  }
+  if (alone) {
+    HFE_RETURN_IF_ERROR(log->Recover(o.recovery));
+    if (::flock(log->lock_fd_, LOCK_SH) != 0) return ErrnoStatus("flock '" + log->dir_ + "/lock'", errno);
+  }
+  if (log->ctl_->sync_policy == kSyncInterval) {
+    log->synced_to_.store(log->resolved(), std::memory_order_relaxed);
+    Log* self = log.get();
+    log->sync_thread_ = std::thread([self] {
+      while (!self->stop_sync_.load(std::memory_order_relaxed)) {
+        ::usleep(static_cast<useconds_t>(self->ctl_->sync_interval_ms) * 1000);
+        uint64_t to = self->resolved();
+        self->SyncResolved(self->synced_to_.load(std::memory_order_relaxed), to);
+        self->synced_to_.store(to, std::memory_order_relaxed);
+      }
+    });
+  }
+  return log;
+}
+
+Status Log::Create(const StoreOptions& o) {
+  if (!IsPow2(o.segment_size) || o.segment_size < (1u << 16) || o.segment_size > (1ull << 30)) {
+    return InvalidArgument("segment size must be a power of two from 64 KiB to 1 GiB, found " +
+                           std::to_string(o.segment_size));
+  }
+  if (o.stream_capacity < 16 || o.stream_capacity > (1ull << 30)) {
+    return InvalidArgument("stream capacity must be 16 .. 2^30, found " + std::to_string(o.stream_capacity));
+  }
+  if (o.dedup_window < 16 || o.dedup_window > (1ull << 30)) {
+    return InvalidArgument("dedup window must be 16 .. 2^30 events, found " + std::to_string(o.dedup_window));
+  }
+  if (o.unblock_timeout_ms < 1) return InvalidArgument("unblock timeout must be at least 1 ms");
+  if (::mkdir((dir_ + "/segments").c_str(), 0700 | (o.mode & 0070)) != 0 && errno != EEXIST) {
+    return ErrnoStatus("mkdir '" + dir_ + "/segments'", errno);
+  }
+  uint64_t stream_slots = NextPow2(o.stream_capacity * 10 / 7 + 1);
+  uint64_t dedup_slots = NextPow2(o.dedup_window * 2);
+  uint64_t time_slots = 16384;
+  uint64_t off = kControlHeaderSize;
+  uint64_t stream_off = off;
+  off += stream_slots * sizeof(StreamSlot);
+  uint64_t dedup_off = AlignUp(off, 4096);
+  off = dedup_off + dedup_slots * sizeof(DedupSlot);
+  uint64_t ring_off = AlignUp(off, 4096);
+  off = ring_off + o.dedup_window * sizeof(DedupSlot);
+  uint64_t time_off = AlignUp(off, 4096);
+  off = AlignUp(time_off + time_slots * sizeof(TimeIndexSlot), 4096);
+
+  // Written under a temporary name and renamed, so no opener ever sees a half-initialised control file.
+  std::string tmp = dir_ + "/control.hfe.tmp";
+  ::unlink(tmp.c_str());
+  ipc::FileOptions fo{o.mode, false};
+  {
+  auto f = ipc::MappedFile::Create(tmp, off, fo);
+  if (!f.ok()) return f.status();
+  auto* c = reinterpret_cast<ControlHeader*>(f->data());
+  ipc::InitHeader(c, off, kControlMagic, kControlHeaderSize);
+  c->segment_size = o.segment_size;
+  c->stream_slots = stream_slots;
+  c->dedup_window = o.dedup_window;
+  c->dedup_slots = dedup_slots;
+  c->stream_table_offset = stream_off;
+  c->dedup_table_offset = dedup_off;
+  c->dedup_ring_offset = ring_off;
+  c->time_index_offset = time_off;
+  c->time_index_slots = time_slots;
+  c->unblock_timeout_ns = static_cast<uint64_t>(o.unblock_timeout_ms) * 1'000'000;
+  c->created_at_ns = clock::WallNanos();
+  c->sync_policy = o.sync == store::SyncPolicy::kEveryAppend ? kSyncEveryAppend
+                   : o.sync == store::SyncPolicy::kInterval  ? kSyncInterval
+                                                      : kSyncNone;
+  c->sync_interval_ms = static_cast<uint32_t>(std::max(1, o.sync_interval_ms));
+  c->tail = kSegmentHeaderSize;
+  c->resolved = kSegmentHeaderSize;
+  c->first_segment = 0;
+  c->journal_frame = kNoPosition;
+  ipc::Publish(c, kLayoutVersion);
+  if (c->sync_policy != kSyncNone) HFE_RETURN_IF_ERROR(f->Sync(0, off));
+  if (::rename(tmp.c_str(), (dir_ + "/control.hfe").c_str()) != 0) return ErrnoStatus("rename '" + tmp + "'", errno);
+  }  // unmapped here; Attach maps the published file
+  return Attach(o);
+}
+
+Status Log::Attach(const StoreOptions& o) {
+  std::string path = dir_ + "/control.hfe";
+  ipc::FileOptions fo{o.mode, o.populate};
+  auto f = ipc::AttachRegion(path, kControlMagic, kLayoutVersion, o.attach_timeout_ms * 1'000'000, fo);
+  if (!f.ok()) return f.status();
+  control_file_ = std::move(*f);
+  ctl_ = reinterpret_cast<ControlHeader*>(control_file_.data());
+  // The control region is shared memory: check every geometry field before trusting an offset.
+  const uint64_t size = control_file_.size();
+  auto bad = [&](const std::string& what) {
+    return DataLoss("control region of '" + dir_ + "' is damaged: " + what +
+                    " (expected a store written by hfevents; restore it from a copy or create a new store)");
+  };
+  if (size < kControlHeaderSize) return bad("too small");
+  if (!IsPow2(ctl_->segment_size) || ctl_->segment_size < (1u << 16) || ctl_->segment_size > (1ull << 30)) {
+    return bad("segment size " + std::to_string(ctl_->segment_size));
+  }
+  if (!IsPow2(ctl_->stream_slots) || !IsPow2(ctl_->dedup_slots) || ctl_->dedup_window == 0 ||
+      ctl_->dedup_window > ctl_->dedup_slots || ctl_->time_index_slots == 0) {
+    return bad("table sizes");
+  }
+  auto fits = [&](uint64_t off, uint64_t n, uint64_t each) {
+    return off >= kControlHeaderSize && off <= size && n <= (size - off) / each;
+  };
+  if (!fits(ctl_->stream_table_offset, ctl_->stream_slots, sizeof(StreamSlot)) ||
+      !fits(ctl_->dedup_table_offset, ctl_->dedup_slots, sizeof(DedupSlot)) ||
+      !fits(ctl_->dedup_ring_offset, ctl_->dedup_window, sizeof(DedupSlot)) ||
+      !fits(ctl_->time_index_offset, ctl_->time_index_slots, sizeof(TimeIndexSlot))) {
+    return bad("table offsets outside the file");
+  }
+  seg_size_ = ctl_->segment_size;
+  uint64_t t = tail(), r = resolved();
+  if (t % seg_size_ < kSegmentHeaderSize || r % seg_size_ < kSegmentHeaderSize || r > t ||
+      ctl_->first_segment > t / seg_size_ || t / seg_size_ >= (1ull << 40)) {
+    return bad("tail " + std::to_string(t) + " / resolved " + std::to_string(r));
+  }
+  streams_ = reinterpret_cast<StreamSlot*>(control_file_.data() + ctl_->stream_table_offset);
+  dedup_ = reinterpret_cast<DedupSlot*>(control_file_.data() + ctl_->dedup_table_offset);
+  ring_ = reinterpret_cast<DedupSlot*>(control_file_.data() + ctl_->dedup_ring_offset);
+  time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + ctl_->time_index_offset);
+  stream_mask_ = ctl_->stream_slots - 1;
+  dedup_mask_ = ctl_->dedup_slots - 1;
+  max_streams_ = ctl_->stream_slots * 7 / 10;
+  scratch_.resize(kMaxStreamsPerFrame);
+  if (!Segment(t / seg_size_, /*create=*/true)) {
+    return bad("segment " + std::to_string(t / seg_size_) + " holding the tail cannot be opened");
+  }
+  return Status::Ok();
+}
+
+uint8_t* Log::Segment(uint64_t index, bool create) const {
+  SegmentMapping& m = maps_[index % kMapSlots];
+  // Acquire: pairs with the release below; the mapping's header is readable once the pointer is.
+  uint8_t* base = m.base.load(std::memory_order_acquire);
+  if (base && m.index.load(std::memory_order_relaxed) == index) return base;
+
+  std::lock_guard<std::mutex> lock(map_mu_);
+  base = m.base.load(std::memory_order_acquire);
+  if (base && m.index.load(std::memory_order_relaxed) == index) return base;
+  std::string path = SegmentPath(index);
+  if (!create) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return nullptr;
+  }
+  ipc::FileOptions fo{options_.mode, options_.populate};
+  auto f = ipc::MappedFile::Open(path, seg_size_, fo, create);
+  if (!f.ok() || f->size() != seg_size_) return nullptr;
+  auto* h = reinterpret_cast<SegmentHeader*>(f->data());
+  if (h->magic == 0) {
+    h->segment_index = index;
+    h->segment_size = seg_size_;
+    std::atomic_ref<uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
+  } else if (h->magic != kSegmentMagic || h->segment_index != index || h->segment_size != seg_size_) {
+    return nullptr;  // another file put in its place: not ours to read
+  }
+  base = f->data();
+  files_.push_back(std::move(*f));
+  m.index.store(index, std::memory_order_relaxed);
+  m.base.store(base, std::memory_order_release);
+  return base;
+}
+
+void Log::SyncResolved(uint64_t from, uint64_t to) {
+  if (to <= from) return;
+  for (uint64_t seg = from / seg_size_; seg <= (to - 1) / seg_size_; ++seg) {
+    uint8_t* base = Segment(seg, false);
+    if (!base) continue;
+    std::lock_guard<std::mutex> lock(map_mu_);
+    for (auto& f : files_) {
+      if (f.data() == base) {
+        uint64_t b = seg == from / seg_size_ ? from % seg_size_ : 0;
+        uint64_t e = seg == (to - 1) / seg_size_ ? (to - 1) % seg_size_ + 1 : seg_size_;
+        (void)f.Sync(b, e - b);
+      }
+    }
+  }
+  (void)control_file_.Sync(0, control_file_.size());
+}
+
+StoreStats Log::Stats() const {
+  StoreStats s;
+  auto ld = [](const uint64_t& v) { return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(v)).load(std::memory_order_relaxed); };
+  s.events = ld(ctl_->accepted_events);
+  s.streams = ld(ctl_->stream_count);
+  s.accepted_frames = ld(ctl_->accepted_frames);
+  s.rejected_frames = ld(ctl_->rejected_frames);
+  s.corrupt_frames = ld(ctl_->corrupt_frames);
+  s.padded_frames = ld(ctl_->padded_frames);
+  s.first_segment = ld(ctl_->first_segment);
+  s.tail_position = tail();
+  s.resolved_position = resolved();
+  s.segments = s.tail_position / seg_size_ - s.first_segment + 1;
+  s.bytes = s.tail_position - s.first_segment * seg_size_;
+  s.segment_size = seg_size_;
+  s.dedup_window = ctl_->dedup_window;
+  s.stream_capacity = max_streams_;
+  s.repairs = ld(ctl_->repairs);
+  return s;
+}
+
+}  // namespace hfe::store

@@ -1,0 +1,365 @@
+// The on-disk / shared-memory format of an hfevents store: control region, segments, frames, records.
+// Writers (producers, the resolver) and readers all include this file; nothing else defines these bytes.
+//
+// Why "commit, then resolve in log order" (DESIGN.md, design B)
+// ---------------------------------------------------------------
+// Producers only claim space, write a frame that carries its expectations (streams, expected versions,
+// event ids) and commit it. One resolver at a time — any process may hold the role; a dead holder is replaced
+// at once (liveness is pid + start time) — walks committed frames in position order, decides each against the
+// stream table and the dedup index, writes the verdict and the assigned versions into the frame, updates the
+// tables and advances the release-stored *resolved watermark*. Readers deliver only resolved, accepted frames.
+// We chose it over claim-then-commit because every hard case becomes trivial in a single order: multi-stream
+// atomic appends, concurrent appends of the same event id, gap-free versions, and crash repair (the resolver's
+// work is a deterministic function of the committed frames, so a new holder redoes whatever a dead one left
+// half-done). The price is one serial step per frame (two hash lookups per event) and acks that wait for it.
+//
+// Claiming space (helping, so that every claimed frame has its length written)
+// -----------------------------------------------------------------------------
+// A producer reads the tail T and CASes the frame state word at T from 0 to IN_PROGRESS(pid, length), then
+// CASes the tail from T to T+length. Anyone who finds a non-zero state word at the tail helps by advancing the
+// tail past it. So a frame is never reserved without its length being known, and a crashed claimant cannot
+// leave a hole of unknown size. A frame that does not fit in the segment's rest is preceded by a padding frame
+// to the segment's end; the log continues in the next segment.
+//
+// Committing and unblocking
+// -------------------------
+// The producer writes the body and the CRC, then CASes IN_PROGRESS -> DATA. The resolver, finding a frame
+// IN_PROGRESS past the unblock timeout (or at once when the writer's pid is dead), CASes it to PAD. The writer's
+// commit CAS then fails: it learns it was unblocked and retries with a new claim. Nothing is lost: a frame is
+// acknowledged only after the resolver accepted it.
+//
+// Positions
+// ---------
+// A global position is a byte offset in the log: segment_index * segment_size + offset. Every event's position
+// is the offset of its record header, so positions are unique and increase along the log (they are not dense).
+//
+// Block map of the control file `control.hfe`
+// -------------------------------------------
+//   +----------------------------+ 0
+//   | ControlHeader (4096 bytes) |   handshake, geometry, tail, watermark, lease, journal, counters
+//   +----------------------------+ stream_table_offset
+//   | StreamSlot[stream_slots]   |   open addressing, linear probing; written by the resolver only
+//   +----------------------------+ dedup_table_offset
+//   | DedupSlot[dedup_slots]     |   event id -> position for the last `dedup_window` accepted events
+//   +----------------------------+ dedup_ring_offset
+//   | DedupSlot[dedup_window]    |   FIFO of the window, in acceptance order (the hash is rebuilt from it)
+//   +----------------------------+ time_index_offset
+//   | TimeIndexSlot[time_slots]  |   newest occurred_at per segment (sparse time index)
+//   +----------------------------+
+//
+// A segment file `segments/<index as 16 hex digits>.log`, segment_size bytes:
+//   +----------------------------+ 0
+//   | SegmentHeader (64 bytes)   |
+//   +----------------------------+ 64
+//   | frame | frame | ... | pad  |   frames are 64-byte aligned; the last one pads to the end
+//   +----------------------------+ segment_size
+//
+// Frame (64-byte aligned, `length` bytes including padding):
+//   0                   1                   2                   3
+//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//  +---------------------------------------------------------------+
+//  |        length (i32; < 0 while in progress)                    |  0  \ state word (u64, atomic)
+//  +---------------------------------------------------------------+     |
+//  |        tag (u32: writer pid while in progress, else type)     |  4  /
+//  +---------------------------------------------------------------+
+//  |        crc (u32, masked CRC32C; see FrameCrc)                 |  8
+//  +---------------------------------------------------------------+
+//  |        verdict (u32, atomic; written by the resolver)         | 12
+//  +-------------------------------+-------------------------------+
+//  |  record_count (u16)           |  stream_count (u16)           | 16
+//  +-------------------------------+-------------------------------+
+//  |        records_offset (u32, from the frame start)             | 20
+//  +---------------------------------------------------------------+
+//  |        writer_token (u64: pid | start time << 32)             | 24
+//  +---------------------------------------------------------------+
+//  | StreamEntry[stream_count] (32 bytes + name padded to 8 each)  | 32
+//  +---------------------------------------------------------------+
+//  | RecordHeader (64 bytes) + payload (padded to 8), per record   | records_offset
+//  +---------------------------------------------------------------+
+//
+// StreamEntry:
+//  +---------------------------------------------------------------+
+//  |        hash_lo (u64)                                          |  0
+//  |        hash_hi (u64)                                          |  8
+//  |        expected_version (i64; meaning by expected_kind)       | 16
+//  +---------------+---------------+-------------------------------+
+//  | expected_kind | reserved (u8) |  name_length (u16)            | 24
+//  +---------------+---------------+-------------------------------+
+//  |        event_count (u32, events of this stream in the frame)  | 28
+//  +---------------------------------------------------------------+
+//  |        name bytes, zero-padded to a multiple of 8             | 32
+//  +---------------------------------------------------------------+
+//
+// RecordHeader:
+//  +---------------------------------------------------------------+
+//  |        version (u64; written by the resolver)                 |  0
+//  |        prev_position (u64; written by the resolver)           |  8
+//  |        event_id (16 bytes: hi u64, lo u64)                    | 16
+//  +---------------------------------------------------------------+
+//  |        event_type (u32)                                       | 32
+//  +-------------------------------+-------------------------------+
+//  |  stream_index (u16)           |  flags (u16)                  | 36
+//  +-------------------------------+-------------------------------+
+//  |        occurred_at_ns (i64)                                   | 40
+//  +---------------------------------------------------------------+
+//  |        payload_length (u32)                                   | 48
+//  +---------------------------------------------------------------+
+//  |        frame_offset (u32: this record's offset in its frame)  | 52
+//  +---------------------------------------------------------------+
+//  |        reserved (u64, zero)                                   | 56
+//  +---------------------------------------------------------------+
+//
+// Resolver-written fields (verdict; each record's version and prev_position) are outside the CRC: they are
+// decided after the producer committed and are re-derivable by re-resolving the log (`verify` does). For an
+// accepted frame, version is the event's stream version and prev_position the position of the stream's
+// previous event (kNoPosition for the first). For AlreadyAppended, version and prev_position are the original
+// event's version and position. For a conflict, record 0's version holds the stream's actual version
+// (kNoVersion when it has no events) and the verdict's bits 8..23 the index of the conflicting stream entry.
+//
+// The CRC (FrameCrc) covers: the segment index (8 bytes LE), the final length (4 bytes LE), bytes [16, 32) of
+// the frame header, the stream entries, and every record from its byte 16 to the end of its padded payload.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ipc/region_format.h"
+
+namespace hfe::store::format {
+
+inline constexpr uint64_t kControlMagic = 0x31564548'4c525443ull;   // "CTRLHEV1"
+inline constexpr uint64_t kSegmentMagic = 0x31564548'474d4553ull;   // "SEGMHEV1"
+inline constexpr uint32_t kLayoutVersion = 1;
+
+inline constexpr uint64_t kNoPosition = ~0ull;
+inline constexpr uint64_t kNoVersion = ~0ull;     // "the stream has no events" (version -1)
+inline constexpr uint32_t kFrameAlign = 64;
+inline constexpr uint32_t kSegmentHeaderSize = 64;
+inline constexpr uint32_t kControlHeaderSize = 4096;
+inline constexpr uint32_t kMaxStreamName = 1024;
+inline constexpr uint32_t kMaxRecordsPerFrame = 65535;
+inline constexpr uint32_t kMaxStreamsPerFrame = 4096;
+
+inline constexpr uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+// ---------------------------------------------------------------------------------------------- state word
+enum FrameType : uint32_t { kTypeData = 1, kTypePad = 2 };
+
+inline constexpr uint64_t MakeInProgress(uint32_t pid, uint32_t length) {
+  return (uint64_t{pid} << 32) | static_cast<uint32_t>(-static_cast<int32_t>(length));
+}
+inline constexpr uint64_t MakeCommitted(FrameType type, uint32_t length) { return (uint64_t{type} << 32) | length; }
+inline constexpr int32_t StateLength(uint64_t s) { return static_cast<int32_t>(static_cast<uint32_t>(s)); }
+inline constexpr uint32_t StateTag(uint64_t s) { return static_cast<uint32_t>(s >> 32); }
+inline constexpr bool StateInProgress(uint64_t s) { return s != 0 && StateLength(s) < 0; }
+inline constexpr uint32_t StateAbsLength(uint64_t s) {
+  int32_t l = StateLength(s);
+  return static_cast<uint32_t>(l < 0 ? -l : l);
+}
+
+// ---------------------------------------------------------------------------------------------- verdicts
+enum Verdict : uint32_t {
+  kVerdictPending = 0,
+  kVerdictAccepted = 1,
+  kVerdictConflict = 2,         // an expected version did not hold; nothing visible
+  kVerdictDuplicate = 3,        // every event id was already appended; nothing new visible
+  kVerdictPartialDuplicate = 4, // some ids were appended before, some not: refused whole
+  kVerdictCorrupt = 5,          // CRC or bounds failed; skipped and counted
+  kVerdictStreamTableFull = 6,  // a new stream did not fit in the stream table
+};
+inline constexpr uint32_t VerdictCode(uint32_t v) { return v & 0xff; }
+inline constexpr uint32_t VerdictStream(uint32_t v) { return (v >> 8) & 0xffff; }
+inline constexpr uint32_t MakeVerdict(Verdict code, uint32_t stream_index = 0) {
+  return code | ((stream_index & 0xffff) << 8);
+}
+
+enum ExpectedKind : uint8_t { kExpectAny = 0, kExpectNoStream = 1, kExpectStreamExists = 2, kExpectExact = 3 };
+
+// ---------------------------------------------------------------------------------------------- frame
+struct FrameHeader {
+  uint64_t state;          // atomic
+  uint32_t crc;
+  uint32_t verdict;        // atomic, resolver-written
+  uint16_t record_count;
+  uint16_t stream_count;
+  uint32_t records_offset;
+  uint64_t writer_token;
+};
+static_assert(offsetof(FrameHeader, state) == 0);
+static_assert(offsetof(FrameHeader, crc) == 8);
+static_assert(offsetof(FrameHeader, verdict) == 12);
+static_assert(offsetof(FrameHeader, record_count) == 16);
+static_assert(offsetof(FrameHeader, stream_count) == 18);
+static_assert(offsetof(FrameHeader, records_offset) == 20);
+static_assert(offsetof(FrameHeader, writer_token) == 24);
+static_assert(sizeof(FrameHeader) == 32);
+inline constexpr uint32_t kCrcHeaderBegin = 16;  // header bytes [16, 32) are covered by the CRC
+
+struct StreamEntry {
+  uint64_t hash_lo;
+  uint64_t hash_hi;
+  uint64_t expected_version;
+  uint8_t expected_kind;
+  uint8_t reserved;
+  uint16_t name_length;
+  uint32_t event_count;
+  // followed by name bytes, zero-padded to a multiple of 8
+};
+static_assert(offsetof(StreamEntry, hash_lo) == 0);
+static_assert(offsetof(StreamEntry, hash_hi) == 8);
+static_assert(offsetof(StreamEntry, expected_version) == 16);
+static_assert(offsetof(StreamEntry, expected_kind) == 24);
+static_assert(offsetof(StreamEntry, name_length) == 26);
+static_assert(offsetof(StreamEntry, event_count) == 28);
+static_assert(sizeof(StreamEntry) == 32);
+inline constexpr uint32_t StreamEntrySize(uint32_t name_length) {
+  return static_cast<uint32_t>(sizeof(StreamEntry) + AlignUp(name_length, 8));
+}
+
+struct RecordHeader {
+  uint64_t version;        // resolver-written
+  uint64_t prev_position;  // resolver-written
+  uint64_t event_id_hi;
+  uint64_t event_id_lo;
+  uint32_t event_type;
+  uint16_t stream_index;
+  uint16_t flags;
+  int64_t occurred_at_ns;
+  uint32_t payload_length;
+  uint32_t frame_offset;   // offset of this record from its frame's start
+  uint64_t reserved1;
+  // followed by payload_length bytes, zero-padded to a multiple of 8
+};
+static_assert(offsetof(RecordHeader, version) == 0);
+static_assert(offsetof(RecordHeader, prev_position) == 8);
+static_assert(offsetof(RecordHeader, event_id_hi) == 16);
+static_assert(offsetof(RecordHeader, event_id_lo) == 24);
+static_assert(offsetof(RecordHeader, event_type) == 32);
+static_assert(offsetof(RecordHeader, stream_index) == 36);
+static_assert(offsetof(RecordHeader, flags) == 38);
+static_assert(offsetof(RecordHeader, occurred_at_ns) == 40);
+static_assert(offsetof(RecordHeader, payload_length) == 48);
+static_assert(offsetof(RecordHeader, frame_offset) == 52);
+static_assert(offsetof(RecordHeader, reserved1) == 56);
+static_assert(sizeof(RecordHeader) == 64);
+inline constexpr uint32_t kCrcRecordBegin = 16;  // record bytes [16, end) are covered by the CRC
+inline constexpr uint32_t RecordSize(uint32_t payload_length) {
+  return static_cast<uint32_t>(sizeof(RecordHeader) + AlignUp(payload_length, 8));
+}
+
+// ---------------------------------------------------------------------------------------------- segment
+struct SegmentHeader {
+  uint64_t magic;
+  uint64_t segment_index;
+  uint64_t segment_size;
+  uint8_t reserved[40];
+};
+static_assert(offsetof(SegmentHeader, magic) == 0);
+static_assert(offsetof(SegmentHeader, segment_index) == 8);
+static_assert(offsetof(SegmentHeader, segment_size) == 16);
+static_assert(sizeof(SegmentHeader) == kSegmentHeaderSize);
+
+// ---------------------------------------------------------------------------------------------- tables
+struct StreamSlot {
+  uint64_t hash_lo;       // 0 = empty; release-stored last when the slot is first filled
+  uint64_t hash_hi;
+  uint64_t next_version;  // number of events in the stream
+  uint64_t last_position; // position of the newest event
+};
+static_assert(sizeof(StreamSlot) == 32);
+
+struct DedupSlot {
+  uint64_t id_hi;
+  uint64_t id_lo;
+  uint64_t position;      // 0 = empty (no record ever sits at position 0)
+};
+static_assert(sizeof(DedupSlot) == 24);
+
+struct TimeIndexSlot {
+  uint64_t segment_plus_one;  // 0 = empty
+  int64_t max_occurred_at_ns;
+};
+static_assert(sizeof(TimeIndexSlot) == 16);
+
+// ---------------------------------------------------------------------------------------------- control
+enum SyncMode : uint32_t { kSyncNone = 0, kSyncInterval = 1, kSyncEveryAppend = 2 };
+
+struct ControlHeader {
+  ipc::RegionHeader region;       //    0: handshake
+  uint64_t segment_size;          //   32
+  uint64_t stream_slots;          //   40
+  uint64_t dedup_window;          //   48
+  uint64_t dedup_slots;           //   56
+  uint64_t stream_table_offset;   //   64
+  uint64_t dedup_table_offset;    //   72
+  uint64_t dedup_ring_offset;     //   80
+  uint64_t time_index_offset;     //   88
+  uint64_t time_index_slots;      //   96
+  uint64_t unblock_timeout_ns;    //  104
+  int64_t created_at_ns;          //  112
+  uint32_t sync_policy;           //  120
+  uint32_t sync_interval_ms;      //  124
+  // -- cache line 128: the claim tail (producers)
+  uint64_t tail;                  //  128  atomic
+  uint64_t prepared_segment;      //  136  atomic: newest segment created and pre-touched
+  uint8_t pad1[256 - 144];
+  // -- cache line 256: the resolved watermark (resolver writes; producers and readers wait on it)
+  uint64_t resolved;              //  256  atomic; futex waits on its low 32 bits
+  uint32_t waiters;               //  264  atomic: processes parked on `resolved`
+  uint32_t reserved2;             //  268
+  uint8_t pad2[384 - 272];
+  // -- cache line 384: resolver role and its redo journal
+  uint64_t lease;                 //  384  atomic: liveness token of the holder, 0 when free
+  uint64_t journal_frame;         //  392  frame whose table updates are being applied
+  uint64_t journal_dedup_base;    //  400  dedup_count before that frame
+  uint64_t repairs;               //  408  times a dead holder's work was redone
+  uint64_t journal_accepted_events;   // 416  counters as they were before journal_frame
+  uint64_t journal_accepted_frames;   // 424
+  uint64_t journal_rejected_frames;   // 432
+  uint64_t journal_corrupt_frames;    // 440
+  uint64_t journal_stream_count;      // 448
+  uint8_t pad3[512 - 456];
+  // -- cache line 512: counters, written by the resolver only
+  uint64_t accepted_events;       //  512
+  uint64_t accepted_frames;       //  520
+  uint64_t rejected_frames;       //  528
+  uint64_t corrupt_frames;        //  536
+  uint64_t padded_frames;         //  544  stalled frames turned into padding
+  uint64_t stream_count;          //  552
+  uint64_t dedup_count;           //  560  ids ever entered in the window ring
+  uint64_t first_segment;         //  568  oldest segment still in the log
+  int64_t newest_occurred_at_ns;  //  576
+  uint8_t pad4[kControlHeaderSize - 584];
+};
+static_assert(offsetof(ControlHeader, segment_size) == 32);
+static_assert(offsetof(ControlHeader, stream_slots) == 40);
+static_assert(offsetof(ControlHeader, dedup_window) == 48);
+static_assert(offsetof(ControlHeader, dedup_slots) == 56);
+static_assert(offsetof(ControlHeader, stream_table_offset) == 64);
+static_assert(offsetof(ControlHeader, dedup_table_offset) == 72);
+static_assert(offsetof(ControlHeader, dedup_ring_offset) == 80);
+static_assert(offsetof(ControlHeader, time_index_offset) == 88);
+static_assert(offsetof(ControlHeader, time_index_slots) == 96);
+static_assert(offsetof(ControlHeader, unblock_timeout_ns) == 104);
+static_assert(offsetof(ControlHeader, created_at_ns) == 112);
+static_assert(offsetof(ControlHeader, sync_policy) == 120);
+static_assert(offsetof(ControlHeader, sync_interval_ms) == 124);
+static_assert(offsetof(ControlHeader, tail) == 128);
+static_assert(offsetof(ControlHeader, prepared_segment) == 136);
+static_assert(offsetof(ControlHeader, resolved) == 256);
+static_assert(offsetof(ControlHeader, waiters) == 264);
+static_assert(offsetof(ControlHeader, lease) == 384);
+static_assert(offsetof(ControlHeader, journal_frame) == 392);
+static_assert(offsetof(ControlHeader, journal_dedup_base) == 400);
+static_assert(offsetof(ControlHeader, repairs) == 408);
+static_assert(offsetof(ControlHeader, journal_accepted_events) == 416);
+static_assert(offsetof(ControlHeader, journal_stream_count) == 448);
+static_assert(offsetof(ControlHeader, accepted_events) == 512);
+static_assert(offsetof(ControlHeader, dedup_count) == 560);
+static_assert(offsetof(ControlHeader, first_segment) == 568);
+static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);
+static_assert(sizeof(ControlHeader) == kControlHeaderSize);
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
+
+}  // namespace hfe::store::format

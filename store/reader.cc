@@ -1,0 +1,248 @@
+// Readers: frames are walked in place (zero-copy); everything read from the mapping is bounds-checked first.
+#include <algorithm>
+#include <deque>
+#include <vector>
+
+#include "ipc/crc32c.h"
+#include "store/internal/hash.h"
+#include "store/internal/log.h"
+
+namespace hfe::store {
+
+using namespace format;
+
+std::string Log::CheckFrameBounds(const uint8_t* f, uint32_t length) const {
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  if (length < sizeof(FrameHeader) || length % kFrameAlign != 0) return "bad frame length";
+  if (h->record_count == 0 || h->stream_count == 0 || h->stream_count > kMaxStreamsPerFrame) return "bad counts";
+  uint64_t off = sizeof(FrameHeader);
+  uint64_t events_in_streams = 0;
+  for (uint32_t si = 0; si < h->stream_count; ++si) {
+    if (off + sizeof(StreamEntry) > length) return "stream entry past the frame end";
+    const auto* se = reinterpret_cast<const StreamEntry*>(f + off);
+    if (se->name_length == 0 || se->name_length > kMaxStreamName) return "bad stream name length";
+    off += StreamEntrySize(se->name_length);
+    events_in_streams += se->event_count;
+  }
+  if (off != h->records_offset || off > length) return "records offset does not follow the stream entries";
+  if (events_in_streams != h->record_count) return "stream event counts do not add up to the record count";
+  for (uint32_t i = 0; i < h->record_count; ++i) {
+    if (off + sizeof(RecordHeader) > length) return "record header past the frame end";
+    const auto* r = reinterpret_cast<const RecordHeader*>(f + off);
+    if (r->stream_index >= h->stream_count) return "record names a stream entry that does not exist";
+    if (r->frame_offset != off) return "record's frame offset is wrong";
+    if (r->payload_length > length || off + RecordSize(r->payload_length) > length) return "payload past the frame end";
+    off += RecordSize(r->payload_length);
+  }
+  return {};
+}
+
+bool Log::CheckFrameCrc(uint64_t pos, const uint8_t* f, uint32_t length) const {
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  return crc32c::Unmask(h->crc) == ComputeFrameCrc(pos / seg_size_, f, length);
+}
+
+namespace {
+
+// Fills a view of the record at `rec` within the checked frame `f` at position `frame_pos`.
+void MakeView(const uint8_t* f, uint64_t frame_pos, uint32_t rec_off, EventView* v) {
+  const auto* r = reinterpret_cast<const RecordHeader*>(f + rec_off);
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  uint32_t soff = sizeof(FrameHeader);
+  for (uint32_t si = 0; si < h->stream_count; ++si) {
+    const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
+    if (si == r->stream_index) {
+      v->stream = std::string_view(reinterpret_cast<const char*>(f + soff + sizeof(StreamEntry)), se->name_length);
+      break;
+    }
+    soff += StreamEntrySize(se->name_length);
+  }
+  v->position = frame_pos + rec_off;
+  v->version = r->version;
+  v->prev_position = r->prev_position;
+  v->type = r->event_type;
+  v->id = EventId{r->event_id_hi, r->event_id_lo};
+  v->occurred_at_ns = r->occurred_at_ns;
+  v->payload = std::span<const uint8_t>(f + rec_off + sizeof(RecordHeader), r->payload_length);
+}
+
+Status Damaged(const std::string& dir, uint64_t pos, const std::string& what) {
+  return DataLoss("store '" + dir + "' is damaged at position " + std::to_string(pos) + ": " + what +
+                  " (run `hostfactory verify`; reopen alone to recover the tail)");
+}
+
+}  // namespace
+
+Result<uint64_t> Log::FrameStartAtOrAfter(uint64_t from) const {
+  // Returns the start of the frame that contains `from`, or the next frame start.
+  uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed) * seg_size_ +
+                   kSegmentHeaderSize;
+  if (from <= first) return first;
+  uint64_t end = resolved();
+  if (from >= end) return end;
+  uint64_t seg = from / seg_size_;
+  uint64_t pos = seg * seg_size_ + kSegmentHeaderSize;
+  uint8_t* base = Segment(seg, false);
+  if (!base) return Damaged(dir_, pos, "segment missing");
+  while (pos < end && pos / seg_size_ == seg) {
+    uint64_t s = StateAt(base + pos % seg_size_).load(std::memory_order_acquire);
+    uint32_t len = StateAbsLength(s);
+    if (s == 0 || len < sizeof(FrameHeader) || len % kFrameAlign || pos % seg_size_ + len > seg_size_) {
+      return Damaged(dir_, pos, "bad frame length");
+    }
+    if (pos + len > from) return pos;
+    pos += len;
+  }
+  if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+  return pos;
+}
+
+Status Log::Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc) const {
+  const_cast<Log*>(this)->HelpResolve();
+  auto start = FrameStartAtOrAfter(from);
+  if (!start.ok()) return start.status();
+  uint64_t pos = *start;
+  uint64_t end = resolved();
+  EventView v;
+  while (pos < end) {
+    if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+    if (pos >= end) break;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    if (!base) return Damaged(dir_, pos, "segment missing");
+    uint8_t* f = base + pos % seg_size_;
+    uint64_t s = StateAt(f).load(std::memory_order_acquire);
+    uint32_t len = StateAbsLength(s);
+    if (s == 0 || StateInProgress(s) || len < sizeof(FrameHeader) || len % kFrameAlign ||
+        pos % seg_size_ + len > seg_size_) {
+      return Damaged(dir_, pos, "bad frame state below the resolved watermark");
+    }
+    if (StateTag(s) == kTypeData) {
+      // Acquire: pairs with the resolver's release of the verdict; record versions are visible.
+      uint32_t verdict = std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).load(std::memory_order_acquire);
+      if (VerdictCode(verdict) == kVerdictAccepted) {
+        std::string bad = CheckFrameBounds(f, len);
+        if (!bad.empty()) return Damaged(dir_, pos, bad);
+        if (check_crc && !CheckFrameCrc(pos, f, len)) return Damaged(dir_, pos, "CRC mismatch");
+        const auto* h = reinterpret_cast<const FrameHeader*>(f);
+        uint32_t off = h->records_offset;
+        for (uint32_t i = 0; i < h->record_count; ++i) {
+          const auto* r = reinterpret_cast<const RecordHeader*>(f + off);
+          if (pos + off >= from) {
+            MakeView(f, pos, off, &v);
+            if (!visit(v)) return Status::Ok();
+          }
+          off += RecordSize(r->payload_length);
+        }
+      }
+    }
+    pos += len;
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Locates and checks the record at `pos`: its frame must be a resolved, accepted, sane DATA frame.
+bool ViewAt(const Log& log, uint64_t pos, EventView* v) {
+  const uint64_t S = log.segment_size();
+  if (pos >= log.resolved() || pos % S < kSegmentHeaderSize + sizeof(FrameHeader)) return false;
+  uint8_t* base = log.Segment(pos / S, false);
+  if (!base || pos % S + sizeof(RecordHeader) > S) return false;
+  const auto* r = reinterpret_cast<const RecordHeader*>(base + pos % S);
+  if (r->frame_offset > pos % S - kSegmentHeaderSize || (pos % S - r->frame_offset) % kFrameAlign != 0) return false;
+  uint8_t* f = base + pos % S - r->frame_offset;
+  uint64_t s = log.StateAt(f).load(std::memory_order_acquire);
+  uint32_t len = StateAbsLength(s);
+  if (StateTag(s) != kTypeData || StateInProgress(s) || (f - base) + uint64_t{len} > S) return false;
+  uint32_t verdict = std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).load(std::memory_order_acquire);
+  if (VerdictCode(verdict) != kVerdictAccepted || !log.CheckFrameBounds(f, len).empty()) return false;
+  // The record must be one of the frame's records, not bytes that merely look like one.
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  uint32_t off = h->records_offset;
+  bool found = false;
+  for (uint32_t i = 0; i < h->record_count && !found; ++i) {
+    found = off == r->frame_offset;
+    off += RecordSize(reinterpret_cast<const RecordHeader*>(f + off)->payload_length);
+  }
+  if (!found) return false;
+  MakeView(f, pos - r->frame_offset, r->frame_offset, v);
+  return true;
+}
+
+}  // namespace
+
+StreamInfo Log::GetStream(std::string_view stream) const {
+  internal::Hash128 h = internal::HashStream(stream);
+  StreamSlot* slot = FindStream(h.lo, h.hi);
+  StreamInfo info;
+  if (!slot) return info;
+  info.exists = true;
+  info.last_position = std::atomic_ref<uint64_t>(slot->last_position).load(std::memory_order_acquire);
+  info.next_version = std::atomic_ref<uint64_t>(slot->next_version).load(std::memory_order_acquire);
+  return info;
+}
+
+Status Log::ReadStream(std::string_view stream, uint64_t from_version, const EventStore::Visitor& visit) const {
+  const_cast<Log*>(this)->HelpResolve();
+  StreamInfo info = GetStream(stream);
+  if (!info.exists || info.next_version == 0) return Status::Ok();
+  // Walk the stream's chain backwards to from_version, then deliver forwards.
+  std::vector<uint64_t> chain;
+  uint64_t pos = info.last_position;
+  EventView v;
+  uint64_t expect = kNoVersion;
+  while (pos != kNoPosition) {
+    if (!ViewAt(*this, pos, &v)) return Damaged(dir_, pos, "stream chain points at no accepted record");
+    if (v.stream != stream) return Damaged(dir_, pos, "stream chain crosses into another stream");
+    if (expect != kNoVersion && v.version != expect) return Damaged(dir_, pos, "stream versions out of order");
+    if (v.version < from_version) break;
+    chain.push_back(pos);
+    if (v.version == 0) break;
+    expect = v.version - 1;
+    pos = v.prev_position;
+    if (chain.size() > (1ull << 32)) return Damaged(dir_, pos, "stream chain loops");
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    if (!ViewAt(*this, *it, &v)) return Damaged(dir_, *it, "record vanished");
+    if (!visit(v)) break;
+  }
+  return Status::Ok();
+}
+
+Status Log::ReadSince(int64_t since, const EventStore::Visitor& visit) const {
+  const_cast<Log*>(this)->HelpResolve();
+  const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed);
+  const uint64_t last = resolved() / seg_size_;
+  for (uint64_t seg = first; seg <= last; ++seg) {
+    const TimeIndexSlot& ts = time_index_[seg % ctl_->time_index_slots];
+    // A segment whose newest event is older than `since` is skipped; an unindexed one is scanned.
+    if (ts.segment_plus_one == seg + 1 && ts.max_occurred_at_ns < since && seg != last) continue;
+    return Scan(seg * seg_size_, [&](const EventView& e) { return e.occurred_at_ns < since || visit(e); });
+  }
+  return Status::Ok();
+}
+
+Status Log::ReadLast(uint64_t n, const EventStore::Visitor& visit) const {
+  const_cast<Log*>(this)->HelpResolve();
+  if (n == 0) return Status::Ok();
+  const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed);
+  std::deque<uint64_t> newest;
+  for (uint64_t seg = resolved() / seg_size_ + 1; seg-- > first && newest.size() < n;) {
+    std::vector<uint64_t> in_segment;
+    HFE_RETURN_IF_ERROR(Scan(seg * seg_size_, [&](const EventView& e) {
+      if (e.position / seg_size_ != seg) return false;
+      in_segment.push_back(e.position);
+      return true;
+    }));
+    newest.insert(newest.begin(), in_segment.begin(), in_segment.end());
+  }
+  while (newest.size() > n) newest.pop_front();
+  EventView v;
+  for (uint64_t pos : newest) {
+    if (!ViewAt(*this, pos, &v)) return Damaged(dir_, pos, "record vanished");
+    if (!visit(v)) break;
+  }
+  return Status::Ok();
+}
+
+}  // namespace hfe::store

@@ -1,0 +1,256 @@
+// Recovery on open (run by a process that found itself alone on the store) and full verification.
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+
+#include "ipc/liveness.h"
+#include "store/internal/hash.h"
+#include "store/internal/log.h"
+
+namespace hfe::store {
+
+using namespace format;
+
+Status Log::Recover(RecoveryMode mode) {
+  recovery_ = RecoveryReport{};
+  recovery_.ran = true;
+  // A resolver that died holding the role: no process is attached besides us, so it is dead.
+  std::atomic_ref<uint64_t> lease(ctl_->lease);
+  uint64_t holder = lease.load(std::memory_order_acquire);
+  if (holder != 0 && holder != liveness::SelfToken()) {
+    if (lease.compare_exchange_strong(holder, liveness::SelfToken(), std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> guard(lease_mu_);
+      Repair();
+      lease.store(0, std::memory_order_release);
+    }
+  }
+
+  // Check the unresolved tail: the only part a crash can have left half-written.
+  uint64_t pos = resolved();
+  const uint64_t t = tail();
+  std::atomic_ref<uint64_t> tail_ref(ctl_->tail);
+  while (pos < t) {
+    if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+    if (pos >= t) break;
+    std::string damage;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    uint8_t* f = base ? base + pos % seg_size_ : nullptr;
+    uint64_t s = f ? StateAt(f).load(std::memory_order_acquire) : 0;
+    uint32_t len = StateAbsLength(s);
+    if (!base) {
+      damage = "segment " + std::to_string(pos / seg_size_) + " is missing";
+    } else if (s == 0) {
+      damage = "no frame header where the log continues";
+    } else if (len < sizeof(FrameHeader) || len % kFrameAlign || pos % seg_size_ + len > seg_size_) {
+      damage = "impossible frame length " + std::to_string(len);
+    } else if (StateInProgress(s)) {
+      // Its writer is dead (we are alone): it was never acknowledged. Pad it.
+      StateAt(f).store(MakeCommitted(kTypePad, len), std::memory_order_release);
+      ++recovery_.frames_padded;
+      ++ctl_->padded_frames;
+      pos += len;
+      continue;
+    } else if (StateTag(s) == kTypeData) {
+      std::string bad = CheckFrameBounds(f, len);
+      if (!bad.empty()) damage = bad;
+      else if (!CheckFrameCrc(pos, f, len)) damage = "CRC mismatch";
+    } else if (StateTag(s) != kTypePad) {
+      damage = "unknown frame type " + std::to_string(StateTag(s));
+    }
+    ++recovery_.frames_checked;
+    if (damage.empty()) {
+      pos += len;
+      continue;
+    }
+    std::string where = "position " + std::to_string(pos) + ": " + damage;
+    if (recovery_.damage.empty()) recovery_.damage = where;
+    if (mode == RecoveryMode::kStrict) {
+      return DataLoss("store '" + dir_ + "' is damaged at " + where +
+                      " (strict recovery refuses to open; reopen with point-in-time or salvage recovery)");
+    }
+    if (mode == RecoveryMode::kSalvage && base && s != 0 && len >= sizeof(FrameHeader) && len % kFrameAlign == 0 &&
+        pos % seg_size_ + len <= seg_size_) {
+      // The length is sane: the resolver will mark the frame corrupt and go on after it.
+      ++recovery_.frames_skipped;
+      pos += len;
+      continue;
+    }
+    if (mode == RecoveryMode::kSalvage && base) {
+      // The length itself is damaged: skip the rest of this segment.
+      uint32_t rest = static_cast<uint32_t>(seg_size_ - pos % seg_size_);
+      std::memset(f + 8, 0, rest - 8);
+      StateAt(f).store(MakeCommitted(kTypePad, rest), std::memory_order_release);
+      ++recovery_.frames_skipped;
+      pos += rest;
+      continue;
+    }
+    // Point in time: drop this frame and everything after it, and zero those bytes so that no stale byte
+    // can later be read as a header.
+    for (uint64_t p = pos; p < t;) {
+      if (p % seg_size_ == 0) p += kSegmentHeaderSize;
+      uint8_t* b = Segment(p / seg_size_, false);
+      uint64_t st = b ? StateAt(b + p % seg_size_).load(std::memory_order_relaxed) : 0;
+      uint32_t l = StateAbsLength(st);
+      if (!b || st == 0 || l < sizeof(FrameHeader) || l % kFrameAlign || p % seg_size_ + l > seg_size_) {
+        ++recovery_.frames_dropped;
+        break;
+      }
+      ++recovery_.frames_dropped;
+      p += l;
+    }
+    recovery_.bytes_dropped = t - pos;
+    for (uint64_t seg = pos / seg_size_; seg <= std::max(t / seg_size_, std::atomic_ref<uint64_t>(ctl_->prepared_segment).load(std::memory_order_relaxed)); ++seg) {
+      uint8_t* b = Segment(seg, false);
+      if (!b) continue;
+      uint64_t from = seg == pos / seg_size_ ? pos % seg_size_ : kSegmentHeaderSize;
+      std::memset(b + from, 0, seg_size_ - from);
+    }
+    tail_ref.store(pos, std::memory_order_release);
+    break;
+  }
+
+  // Resolve whatever is committed.
+  if (TryAcquireLease()) {
+    ResolveLoop(tail());
+    ReleaseLease();
+  }
+  if (resolved() < tail()) {
+    return DataLoss("store '" + dir_ + "' could not be resolved past position " + std::to_string(resolved()) +
+                    " (run `hostfactory verify`)");
+  }
+  return Status::Ok();
+}
+
+Result<VerifyReport> Log::Verify() const {
+  const_cast<Log*>(this)->HelpResolve();
+  VerifyReport rep;
+  auto problem = [&](uint64_t pos, const std::string& what) {
+    ++rep.damaged;
+    if (rep.problems.size() < 100) rep.problems.push_back("position " + std::to_string(pos) + ": " + what);
+  };
+  struct StreamState {
+    uint64_t next_version = 0;
+    uint64_t last_position = kNoPosition;
+  };
+  std::unordered_map<std::string, StreamState> streams;
+  // The dedup window, re-derived: id -> position, with the FIFO of ids in acceptance order.
+  struct IdHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& p) const { return internal::HashEventId(p.first, p.second); }
+  };
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint64_t, IdHash> window;
+  std::deque<std::pair<std::pair<uint64_t, uint64_t>, uint64_t>> fifo;
+  const uint64_t window_size = ctl_->dedup_window;
+
+  const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed);
+  const uint64_t end = resolved();
+  uint64_t pos = first * seg_size_ + kSegmentHeaderSize;
+  while (pos < end) {
+    if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+    if (pos >= end) break;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    if (!base) {
+      problem(pos, "segment " + std::to_string(pos / seg_size_) + " is missing");
+      pos = (pos / seg_size_ + 1) * seg_size_;
+      continue;
+    }
+    uint8_t* f = base + pos % seg_size_;
+    uint64_t s = StateAt(f).load(std::memory_order_acquire);
+    uint32_t len = StateAbsLength(s);
+    if (s == 0 || StateInProgress(s) || len < sizeof(FrameHeader) || len % kFrameAlign ||
+        pos % seg_size_ + len > seg_size_) {
+      problem(pos, "bad frame state below the resolved watermark; the rest of this segment is unreadable");
+      pos = (pos / seg_size_ + 1) * seg_size_;
+      continue;
+    }
+    ++rep.frames;
+    if (StateTag(s) == kTypePad) {
+      ++rep.padding_frames;
+      pos += len;
+      continue;
+    }
+    if (StateTag(s) != kTypeData) {
+      problem(pos, "unknown frame type");
+      pos += len;
+      continue;
+    }
+    const auto* h = reinterpret_cast<const FrameHeader*>(f);
+    uint32_t verdict = VerdictCode(std::atomic_ref<uint32_t>(const_cast<uint32_t&>(h->verdict)).load(std::memory_order_acquire));
+    std::string bad = CheckFrameBounds(f, len);
+    if (bad.empty() && !CheckFrameCrc(pos, f, len)) bad = "CRC mismatch";
+    if (!bad.empty()) {
+      if (verdict != kVerdictCorrupt) problem(pos, bad);
+      pos += len;
+      continue;
+    }
+    if (verdict == kVerdictCorrupt) {
+      problem(pos, "marked corrupt though its CRC and bounds are sound");
+      pos += len;
+      continue;
+    }
+    if (verdict != kVerdictAccepted) {
+      ++rep.rejected_frames;
+      if (verdict == kVerdictDuplicate) {
+        uint32_t off = h->records_offset;
+        for (uint32_t i = 0; i < h->record_count; ++i) {
+          const auto* r = reinterpret_cast<const RecordHeader*>(f + off);
+          auto it = window.find({r->event_id_hi, r->event_id_lo});
+          if (it == window.end() || it->second != r->prev_position) {
+            problem(pos + off, "already-appended verdict names no matching earlier event");
+          }
+          off += RecordSize(r->payload_length);
+        }
+      }
+      pos += len;
+      continue;
+    }
+    // Accepted: versions continue each stream without a gap and chain to the stream's previous event.
+    std::vector<std::string> names;
+    uint32_t soff = sizeof(FrameHeader);
+    for (uint32_t si = 0; si < h->stream_count; ++si) {
+      const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
+      names.emplace_back(reinterpret_cast<const char*>(f + soff + sizeof(StreamEntry)), se->name_length);
+      internal::Hash128 hs = internal::HashStream(names.back());
+      if (hs.lo != se->hash_lo || hs.hi != se->hash_hi) problem(pos, "stream hash does not match its name");
+      soff += StreamEntrySize(se->name_length);
+    }
+    uint32_t off = h->records_offset;
+    for (uint32_t i = 0; i < h->record_count; ++i) {
+      const auto* r = reinterpret_cast<const RecordHeader*>(f + off);
+      StreamState& st = streams[names[r->stream_index]];
+      if (r->version != st.next_version) {
+        problem(pos + off, "stream \"" + names[r->stream_index] + "\" version " + std::to_string(r->version) +
+                               ", expected " + std::to_string(st.next_version));
+      }
+      if (r->prev_position != st.last_position) problem(pos + off, "stream chain broken");
+      st.next_version = r->version + 1;
+      st.last_position = pos + off;
+      std::pair<uint64_t, uint64_t> id{r->event_id_hi, r->event_id_lo};
+      if (window.count(id)) problem(pos + off, "event id accepted twice within the dedup window");
+      if (fifo.size() == window_size) {
+        auto old = fifo.front();
+        fifo.pop_front();
+        auto it = window.find(old.first);
+        if (it != window.end() && it->second == old.second) window.erase(it);
+      }
+      window[id] = pos + off;
+      fifo.push_back({id, pos + off});
+      ++rep.events;
+      off += RecordSize(r->payload_length);
+    }
+    pos += len;
+  }
+  rep.streams = streams.size();
+  for (const auto& [name, st] : streams) {
+    StreamInfo info = GetStream(name);
+    if (!info.exists || info.next_version != st.next_version || info.last_position != st.last_position) {
+      problem(st.last_position, "stream table entry of \"" + name + "\" does not match the log");
+    }
+  }
+  uint64_t counted = std::atomic_ref<uint64_t>(ctl_->accepted_events).load(std::memory_order_relaxed);
+  if (counted != rep.events) {
+    problem(end, "event counter says " + std::to_string(counted) + ", the log holds " + std::to_string(rep.events));
+  }
+  return rep;
+}
+
+}  // namespace hfe::store

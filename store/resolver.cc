@@ -1,0 +1,447 @@
+// The resolver: decides committed frames in log order against the stream table and the dedup index.
+//
+// Thread safety / invariants
+// - One holder at a time: the `lease` word holds the holder's liveness token (pid | start time). A process
+//   that finds the holder dead takes the lease over and redoes the holder's half-done frame (Repair).
+// - Only the holder writes verdicts, record versions, the stream table, the dedup index and the counters.
+// - Per frame, in this order: decide and write the record fields, release-store the verdict; write the
+//   journal (counters and dedup count before the frame), then journal_frame last; apply tables and counters;
+//   release-store the watermark. A redo restores the counters from the journal, rebuilds the dedup hash from
+//   its ring and re-applies the frame from the verdict already written, so it never decides twice.
+#include <emmintrin.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ipc/clock.h"
+#include "ipc/crc32c.h"
+#include "ipc/futex.h"
+#include "ipc/liveness.h"
+#include "store/internal/hash.h"
+#include "store/internal/log.h"
+
+namespace hfe::store {
+
+using namespace format;
+
+namespace {
+
+inline std::atomic_ref<uint64_t> A(uint64_t& v) { return std::atomic_ref<uint64_t>(v); }
+inline uint64_t Load(uint64_t& v) { return A(v).load(std::memory_order_relaxed); }
+inline void Store(uint64_t& v, uint64_t x) { A(v).store(x, std::memory_order_relaxed); }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------ lease
+bool Log::TryAcquireLease() {
+  if (!lease_mu_.try_lock()) return false;
+  uint64_t expected = 0;
+  // Acquire: pairs with the previous holder's release in ReleaseLease(); its table writes are visible.
+  if (A(ctl_->lease).compare_exchange_strong(expected, liveness::SelfToken(), std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+    return true;
+  }
+  if (expected != liveness::SelfToken() && !liveness::IsAlive(expected)) {
+    // The holder died holding the role: take it over and redo what it left half-done.
+    if (A(ctl_->lease).compare_exchange_strong(expected, liveness::SelfToken(), std::memory_order_acquire,
+                                               std::memory_order_relaxed)) {
+      Repair();
+      return true;
+    }
+  }
+  lease_mu_.unlock();
+  return false;
+}
+
+void Log::ReleaseLease() {
+  // Release: pairs with the acquire in TryAcquireLease(); the next holder sees every table write.
+  A(ctl_->lease).store(0, std::memory_order_release);
+  lease_mu_.unlock();
+}
+
+void Log::PublishResolved(uint64_t pos) {
+  if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+  // Release: pairs with readers' and producers' acquire loads; verdicts and tables before it are visible.
+  A(ctl_->resolved).store(pos, std::memory_order_release);
+}
+
+static void WakeWaiters(ControlHeader* ctl) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // orders the watermark store before the waiters load
+  if (std::atomic_ref<uint32_t>(ctl->waiters).load(std::memory_order_relaxed) != 0) {
+    futex::Wake(reinterpret_cast<std::atomic<uint32_t>*>(&ctl->resolved));
+  }
+}
+
+// ------------------------------------------------------------------------------------------ waiting
+Status Log::WaitResolved(uint64_t end) {
+  std::atomic_ref<uint64_t> res(ctl_->resolved);
+  uint32_t spins = 0;
+  for (;;) {
+    // Acquire: pairs with PublishResolved(); our frame's verdict is visible once the watermark passed it.
+    uint64_t r = res.load(std::memory_order_acquire);
+    if (r >= end) return Status::Ok();
+    if (TryAcquireLease()) {
+      Status s = Status::Ok();
+      ResolveLoop(end);
+      // The walk stops short of our own (committed) frame only where the log ahead of it is damaged.
+      if (resolved() < end) {
+        s = DataLoss("the log of '" + dir_ + "' is damaged at position " + std::to_string(resolved()) +
+                     " (no valid frame where one must be); run `hostfactory verify`, then reopen alone to recover");
+      }
+      ReleaseLease();
+      WakeWaiters(ctl_);
+      if (!s.ok()) return s;
+      continue;
+    }
+    if (++spins < 200) {
+      _mm_pause();
+      continue;
+    }
+    if (spins < 400) {
+      sched_yield();
+      continue;
+    }
+    // Park until the watermark moves (or 1 ms, to re-check the holder's liveness).
+    std::atomic_ref<uint32_t> waiters(ctl_->waiters);
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    if (res.load(std::memory_order_seq_cst) < end) {
+      futex::Wait(reinterpret_cast<std::atomic<uint32_t>*>(&ctl_->resolved), static_cast<uint32_t>(r), 1'000'000);
+    }
+    waiters.fetch_sub(1, std::memory_order_relaxed);
+    spins = 0;
+  }
+}
+
+void Log::HelpResolve() {
+  if (resolved() >= tail()) return;
+  if (!TryAcquireLease()) return;
+  ResolveLoop(0);
+  ReleaseLease();
+  WakeWaiters(ctl_);
+}
+
+// ------------------------------------------------------------------------------------------ the walk
+void Log::ResolveLoop(uint64_t wait_until) {
+  uint64_t pos = resolved();
+  int64_t stall_start = 0;
+  int64_t next_liveness_check = 0;
+  uint32_t since_wake = 0;
+  const int64_t unblock = static_cast<int64_t>(ctl_->unblock_timeout_ns);
+  for (;;) {
+    if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+    if (pos >= tail()) break;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    if (!base) break;  // a missing segment: damage, reported by the caller and by verify
+    uint8_t* f = base + pos % seg_size_;
+    auto state = StateAt(f);
+    // Acquire: pairs with the writer's commit CAS; the frame body and CRC are visible.
+    uint64_t s = state.load(std::memory_order_acquire);
+    if (s == 0) break;  // damage: a frame must start here
+    uint32_t len = StateAbsLength(s);
+    if (len < sizeof(FrameHeader) || len % kFrameAlign != 0 || pos % seg_size_ + len > seg_size_) break;
+    if (StateInProgress(s)) {
+      if (pos >= wait_until) break;  // not ours to wait for
+      int64_t now = clock::MonotonicNanos();
+      if (stall_start == 0) {
+        stall_start = now;
+        next_liveness_check = now + 20'000;
+      }
+      bool dead = false;
+      if (now >= next_liveness_check) {
+        dead = !liveness::PidAlive(static_cast<pid_t>(StateTag(s)));
+        next_liveness_check = now + 1'000'000;
+      }
+      if (dead || now - stall_start > unblock) {
+        // Unblock: the writer is dead or stalled past the timeout. Its commit CAS will fail and it retries.
+        uint64_t expected = s;
+        if (state.compare_exchange_strong(expected, MakeCommitted(kTypePad, len), std::memory_order_acq_rel)) {
+          Store(ctl_->padded_frames, Load(ctl_->padded_frames) + 1);
+        }
+        stall_start = 0;
+        continue;
+      }
+      if (since_wake != 0) {
+        WakeWaiters(ctl_);
+        since_wake = 0;
+      }
+      _mm_pause();
+      continue;
+    }
+    stall_start = 0;
+    if (StateTag(s) == kTypeData) {
+      ResolveFrame(pos, f, len);
+    } else if (StateTag(s) != kTypePad) {
+      break;  // unknown frame type: damage
+    }
+    pos += len;
+    PublishResolved(pos);
+    if (++since_wake >= 64) {
+      WakeWaiters(ctl_);
+      since_wake = 0;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ one frame
+void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len) {
+  auto* h = reinterpret_cast<FrameHeader*>(f);
+  std::atomic_ref<uint32_t> verdict(h->verdict);
+  if (verdict.load(std::memory_order_acquire) == kVerdictPending) {
+    uint32_t v = kVerdictAccepted;
+    if (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len)) {
+      v = kVerdictCorrupt;
+    } else {
+      const uint32_t k = h->record_count;
+      // Dedup: all ids known -> AlreadyAppended; some -> refused whole.
+      uint32_t found = 0;
+      uint32_t off = h->records_offset;
+      for (uint32_t i = 0; i < k; ++i) {
+        auto* r = reinterpret_cast<RecordHeader*>(f + off);
+        if (DedupLookup(r->event_id_hi, r->event_id_lo) != 0) ++found;
+        off += RecordSize(r->payload_length);
+      }
+      if (found == k) {
+        v = kVerdictDuplicate;
+        off = h->records_offset;
+        for (uint32_t i = 0; i < k; ++i) {
+          auto* r = reinterpret_cast<RecordHeader*>(f + off);
+          uint64_t orig = DedupLookup(r->event_id_hi, r->event_id_lo);
+          r->prev_position = orig;
+          r->version = kNoVersion;
+          uint8_t* ob = Segment(orig / seg_size_, false);
+          if (ob && orig % seg_size_ + sizeof(RecordHeader) <= seg_size_) {
+            r->version = reinterpret_cast<RecordHeader*>(ob + orig % seg_size_)->version;
+          }
+          off += RecordSize(r->payload_length);
+        }
+      } else if (found > 0) {
+        v = kVerdictPartialDuplicate;
+      } else {
+        // Expectations, against the stream table.
+        uint32_t soff = sizeof(FrameHeader);
+        uint64_t new_streams = 0;
+        for (uint32_t si = 0; si < h->stream_count && v == kVerdictAccepted; ++si) {
+          auto* se = reinterpret_cast<StreamEntry*>(f + soff);
+          StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
+          uint64_t next = slot ? Load(slot->next_version) : 0;
+          scratch_[si] = {slot, next, slot ? Load(slot->last_position) : kNoPosition};
+          bool ok = true;
+          switch (se->expected_kind) {
+            case kExpectAny: break;
+            case kExpectNoStream: ok = next == 0; break;
+            case kExpectStreamExists: ok = next > 0; break;
+            default: ok = next == se->expected_version + 1 && se->expected_version != kNoVersion; break;
+          }
+          if (!ok) {
+            reinterpret_cast<RecordHeader*>(f + h->records_offset)->version = next == 0 ? kNoVersion : next - 1;
+            v = MakeVerdict(kVerdictConflict, si);
+          }
+          if (!slot) ++new_streams;
+          soff += StreamEntrySize(se->name_length);
+        }
+        if (v == kVerdictAccepted && Load(ctl_->stream_count) + new_streams > max_streams_) {
+          v = kVerdictStreamTableFull;
+        }
+        if (v == kVerdictAccepted) {
+          off = h->records_offset;
+          for (uint32_t i = 0; i < k; ++i) {
+            auto* r = reinterpret_cast<RecordHeader*>(f + off);
+            StreamScratch& sc = scratch_[r->stream_index];
+            r->version = sc.next_version++;
+            r->prev_position = sc.last_position;
+            sc.last_position = pos + off;
+            off += RecordSize(r->payload_length);
+          }
+        }
+      }
+    }
+    // Release: pairs with the producer's and readers' acquire of the verdict; record fields are visible.
+    verdict.store(v, std::memory_order_release);
+  }
+
+  // Journal, then apply.
+  Store(ctl_->journal_accepted_events, Load(ctl_->accepted_events));
+  Store(ctl_->journal_accepted_frames, Load(ctl_->accepted_frames));
+  Store(ctl_->journal_rejected_frames, Load(ctl_->rejected_frames));
+  Store(ctl_->journal_corrupt_frames, Load(ctl_->corrupt_frames));
+  Store(ctl_->journal_stream_count, Load(ctl_->stream_count));
+  Store(ctl_->journal_dedup_base, Load(ctl_->dedup_count));
+  A(ctl_->journal_frame).store(pos, std::memory_order_release);
+  ApplyFrame(pos, f);
+}
+
+void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
+  auto* h = reinterpret_cast<FrameHeader*>(f);
+  uint32_t v = std::atomic_ref<uint32_t>(h->verdict).load(std::memory_order_acquire);
+  switch (VerdictCode(v)) {
+    case kVerdictAccepted: break;
+    case kVerdictCorrupt:
+      Store(ctl_->corrupt_frames, Load(ctl_->corrupt_frames) + 1);
+      return;
+    default:
+      Store(ctl_->rejected_frames, Load(ctl_->rejected_frames) + 1);
+      return;
+  }
+  const uint32_t k = h->record_count;
+  // Stream post-images: each stream's newest event in this frame.
+  uint32_t off = h->records_offset;
+  for (uint32_t si = 0; si < h->stream_count; ++si) scratch_[si] = {nullptr, kNoVersion, kNoPosition};
+  int64_t newest = 0;
+  for (uint32_t i = 0; i < k; ++i) {
+    auto* r = reinterpret_cast<RecordHeader*>(f + off);
+    StreamScratch& sc = scratch_[r->stream_index];
+    if (sc.next_version == kNoVersion && r->version == 0) Store(ctl_->stream_count, Load(ctl_->stream_count) + 1);
+    sc.next_version = r->version + 1;
+    sc.last_position = pos + off;
+    newest = std::max(newest, r->occurred_at_ns);
+    off += RecordSize(r->payload_length);
+  }
+  uint32_t soff = sizeof(FrameHeader);
+  for (uint32_t si = 0; si < h->stream_count; ++si) {
+    auto* se = reinterpret_cast<StreamEntry*>(f + soff);
+    StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
+    if (!slot) slot = InsertStream(se->hash_lo, se->hash_hi);
+    if (slot) {
+      Store(slot->last_position, scratch_[si].last_position);
+      Store(slot->next_version, scratch_[si].next_version);
+    }
+    soff += StreamEntrySize(se->name_length);
+  }
+  // Dedup window: FIFO ring plus hash; the oldest id leaves as a new one enters.
+  const uint64_t window = ctl_->dedup_window;
+  uint64_t base = Load(ctl_->dedup_count);
+  off = h->records_offset;
+  for (uint32_t i = 0; i < k; ++i) {
+    auto* r = reinterpret_cast<RecordHeader*>(f + off);
+    uint64_t idx = base + i;
+    DedupSlot& ring = ring_[idx % window];
+    if (idx >= window && ring.position != 0) DedupRemove(ring.id_hi, ring.id_lo, ring.position);
+    ring = {r->event_id_hi, r->event_id_lo, pos + off};
+    DedupInsert(r->event_id_hi, r->event_id_lo, pos + off);
+    off += RecordSize(r->payload_length);
+  }
+  Store(ctl_->dedup_count, base + k);
+  // Sparse time index: newest occurred_at per segment.
+  uint64_t seg = pos / seg_size_;
+  TimeIndexSlot& ts = time_index_[seg % ctl_->time_index_slots];
+  if (ts.segment_plus_one != seg + 1) {
+    ts.max_occurred_at_ns = newest;
+    ts.segment_plus_one = seg + 1;
+  } else if (newest > ts.max_occurred_at_ns) {
+    ts.max_occurred_at_ns = newest;
+  }
+  if (newest > ctl_->newest_occurred_at_ns) ctl_->newest_occurred_at_ns = newest;
+  Store(ctl_->accepted_events, Load(ctl_->accepted_events) + k);
+  Store(ctl_->accepted_frames, Load(ctl_->accepted_frames) + 1);
+}
+
+void Log::Repair() {
+  Store(ctl_->repairs, Load(ctl_->repairs) + 1);
+  uint64_t pos = resolved();
+  if (A(ctl_->journal_frame).load(std::memory_order_acquire) != pos) return;  // nothing was half-applied
+  uint8_t* base = Segment(pos / seg_size_, false);
+  if (!base) return;
+  uint8_t* f = base + pos % seg_size_;
+  uint64_t s = StateAt(f).load(std::memory_order_acquire);
+  if (StateTag(s) != kTypeData || StateInProgress(s)) return;
+  Store(ctl_->accepted_events, Load(ctl_->journal_accepted_events));
+  Store(ctl_->accepted_frames, Load(ctl_->journal_accepted_frames));
+  Store(ctl_->rejected_frames, Load(ctl_->journal_rejected_frames));
+  Store(ctl_->corrupt_frames, Load(ctl_->journal_corrupt_frames));
+  Store(ctl_->stream_count, Load(ctl_->journal_stream_count));
+  Store(ctl_->dedup_count, Load(ctl_->journal_dedup_base));
+  DedupRebuild();
+  ApplyFrame(pos, f);
+  PublishResolved(pos + StateAbsLength(s));
+}
+
+// ------------------------------------------------------------------------------------------ tables
+StreamSlot* Log::FindStream(uint64_t hash_lo, uint64_t hash_hi) const {
+  uint64_t i = hash_lo & stream_mask_;
+  for (uint64_t probes = 0; probes <= stream_mask_; ++probes, i = (i + 1) & stream_mask_) {
+    StreamSlot& s = streams_[i];
+    // Acquire: pairs with the release in InsertStream(); the slot's other fields are visible.
+    uint64_t lo = A(s.hash_lo).load(std::memory_order_acquire);
+    if (lo == 0) return nullptr;
+    if (lo == hash_lo && s.hash_hi == hash_hi) return &s;
+  }
+  return nullptr;
+}
+
+StreamSlot* Log::InsertStream(uint64_t hash_lo, uint64_t hash_hi) {
+  uint64_t i = hash_lo & stream_mask_;
+  for (uint64_t probes = 0; probes <= stream_mask_; ++probes, i = (i + 1) & stream_mask_) {
+    StreamSlot& s = streams_[i];
+    if (A(s.hash_lo).load(std::memory_order_relaxed) == 0) {
+      s.hash_hi = hash_hi;
+      s.next_version = 0;
+      s.last_position = kNoPosition;
+      // Release: pairs with the acquire in FindStream().
+      A(s.hash_lo).store(hash_lo, std::memory_order_release);
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+uint64_t Log::DedupLookup(uint64_t hi, uint64_t lo) const {
+  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+  for (uint64_t probes = 0; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
+    const DedupSlot& s = dedup_[i];
+    if (s.position == 0) return 0;
+    if (s.id_hi == hi && s.id_lo == lo) return s.position;
+  }
+  return 0;
+}
+
+void Log::DedupInsert(uint64_t hi, uint64_t lo, uint64_t pos) {
+  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+  for (uint64_t probes = 0; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
+    DedupSlot& s = dedup_[i];
+    if (s.position == 0) {
+      s = {hi, lo, pos};
+      return;
+    }
+    if (s.id_hi == hi && s.id_lo == lo) return;
+  }
+}
+
+void Log::DedupRemove(uint64_t hi, uint64_t lo, uint64_t pos) {
+  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+  uint64_t probes = 0;
+  for (; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
+    const DedupSlot& s = dedup_[i];
+    if (s.position == 0) return;
+    if (s.id_hi == hi && s.id_lo == lo) break;
+  }
+  if (probes > dedup_mask_ || dedup_[i].position != pos) return;  // re-appended later: not this entry
+  // Backward-shift deletion keeps probe chains intact without tombstones.
+  uint64_t hole = i;
+  uint64_t j = i;
+  for (uint64_t n = 0; n <= dedup_mask_; ++n) {
+    j = (j + 1) & dedup_mask_;
+    const DedupSlot& s = dedup_[j];
+    if (s.position == 0) break;
+    uint64_t home = internal::HashEventId(s.id_hi, s.id_lo) & dedup_mask_;
+    // Move s into the hole when its home is not cyclically within (hole, j].
+    bool in_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!in_between) {
+      dedup_[hole] = s;
+      hole = j;
+    }
+  }
+  dedup_[hole] = {0, 0, 0};
+}
+
+void Log::DedupRebuild() {
+  std::memset(static_cast<void*>(dedup_), 0, ctl_->dedup_slots * sizeof(DedupSlot));
+  const uint64_t window = ctl_->dedup_window;
+  uint64_t count = Load(ctl_->dedup_count);
+  for (uint64_t idx = count > window ? count - window : 0; idx < count; ++idx) {
+    const DedupSlot& r = ring_[idx % window];
+    if (r.position != 0) DedupInsert(r.id_hi, r.id_lo, r.position);
+  }
+}
+
+}  // namespace hfe::store
