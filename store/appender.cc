@@ -10,6 +10,7 @@
 #include "ipc/clock.h"
 #include "ipc/crc32c.h"
 #include "ipc/liveness.h"
+#include "store/internal/fault.h"
 #include "store/internal/hash.h"
 #include "store/internal/log.h"
 
@@ -186,6 +187,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
     auto claimed = Claim(length, &f);
     if (!claimed.ok()) return claimed.status();
     const uint64_t pos = *claimed;
+    internal::Fault(internal::FaultPoint::kAfterClaim);
 
     // ---- write the frame body
     auto* h = reinterpret_cast<FrameHeader*>(f);
@@ -229,6 +231,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
       }
     }
     h->crc = crc32c::Mask(ComputeFrameCrc(pos / seg_size_, f, length));
+    internal::Fault(internal::FaultPoint::kAfterBody);
 
     // ---- commit: in progress -> data. Failure means the resolver padded our stalled frame: claim again.
     uint64_t expected = MakeInProgress(static_cast<uint32_t>(liveness::TokenPid(h->writer_token)), length);
@@ -237,6 +240,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
       continue;
     }
 
+    internal::Fault(internal::FaultPoint::kAfterCommit);
     HFE_RETURN_IF_ERROR(WaitResolved(pos + length));
     if (ctl_->sync_policy == kSyncEveryAppend) SyncResolved(pos, pos + length);
 

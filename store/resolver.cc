@@ -18,6 +18,7 @@
 #include "ipc/crc32c.h"
 #include "ipc/futex.h"
 #include "ipc/liveness.h"
+#include "store/internal/fault.h"
 #include "store/internal/hash.h"
 #include "store/internal/log.h"
 
@@ -258,6 +259,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len) {
     }
     // Release: pairs with the producer's and readers' acquire of the verdict; record fields are visible.
     verdict.store(v, std::memory_order_release);
+    internal::Fault(internal::FaultPoint::kResolverAfterVerdict);
   }
 
   // Journal, then apply.
@@ -268,6 +270,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len) {
   Store(ctl_->journal_stream_count, Load(ctl_->stream_count));
   Store(ctl_->journal_dedup_base, Load(ctl_->dedup_count));
   A(ctl_->journal_frame).store(pos, std::memory_order_release);
+  internal::Fault(internal::FaultPoint::kResolverAfterJournal);
   ApplyFrame(pos, f);
 }
 
@@ -318,6 +321,7 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
     DedupSlot& ring = ring_[idx % window];
     if (idx >= window && ring.position != 0) DedupRemove(ring.id_hi, ring.id_lo, ring.position);
     ring = {r->event_id_hi, r->event_id_lo, pos + off};
+    if (i == k / 2) internal::Fault(internal::FaultPoint::kResolverMidApply);
     DedupInsert(r->event_id_hi, r->event_id_lo, pos + off);
     off += RecordSize(r->payload_length);
   }

@@ -1,0 +1,26 @@
+// Fault injection for crash tests: a process-wide hook called at named points of the append and resolve
+// paths. Null in production (one relaxed load and a predictable branch); tests install a hook that SIGKILLs
+// the process at a chosen point to prove recovery from every intermediate state.
+#pragma once
+
+#include <atomic>
+
+namespace hfe::store::internal {
+
+enum class FaultPoint {
+  kAfterClaim,           // frame claimed (in progress), body not written
+  kAfterBody,            // body and CRC written, not committed
+  kAfterCommit,          // committed, not resolved
+  kResolverAfterVerdict, // verdict written, journal not
+  kResolverAfterJournal, // journal written, tables not applied
+  kResolverMidApply,     // stream table applied, dedup index half applied
+};
+
+using FaultHook = void (*)(FaultPoint);
+inline std::atomic<FaultHook> g_fault_hook{nullptr};
+
+inline void Fault(FaultPoint p) {
+  if (FaultHook h = g_fault_hook.load(std::memory_order_relaxed)) h(p);
+}
+
+}  // namespace hfe::store::internal

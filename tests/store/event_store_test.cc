@@ -1,0 +1,311 @@
+// EventStore: append semantics (expected versions, idempotency, multi-stream atomicity), reads, rollover,
+// restart, and the limits of the tables.
+#include "store/event_store.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/store/store_testutil.h"
+
+namespace hfe::store {
+namespace {
+
+using testing::Data;
+using testing::TestEvent;
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open(StoreOptions o = testing::SmallStore()) {
+    store_.reset();
+    auto s = EventStore::Open(dir_.Sub("store"), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  Result<AppendResult> Append(const std::string& stream, ExpectedVersion ev, const std::vector<TestEvent>& evs,
+                              std::span<uint64_t> positions = {}) {
+    auto d = Data(evs);
+    return store_->Append(stream, ev, d, positions);
+  }
+  hfe::testing::TempDir dir_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(EventStoreTest, AppendAndReadBackInOrder) {
+  std::vector<TestEvent> evs{TestEvent("a"), TestEvent("bb"), TestEvent("ccc")};
+  uint64_t pos[3];
+  auto r = Append("request-1", ExpectedVersion::NoStream(), evs, pos);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->already_appended);
+  EXPECT_EQ(2u, r->last_version);
+  EXPECT_LT(pos[0], pos[1]);
+  EXPECT_LT(pos[1], pos[2]);
+  EXPECT_EQ(pos[0], r->first_position);
+  EXPECT_EQ(pos[2], r->last_position);
+
+  auto all = testing::ReadAll(*store_);
+  ASSERT_EQ(3u, all.size());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(static_cast<uint64_t>(i), all[i].version);
+    EXPECT_EQ(pos[i], all[i].position);
+    EXPECT_EQ(evs[i].text, all[i].payload);
+    EXPECT_EQ(evs[i].data.id, all[i].id);
+    EXPECT_EQ("request-1", all[i].stream);
+  }
+  auto info = store_->GetStream("request-1");
+  EXPECT_TRUE(info.exists);
+  EXPECT_EQ(3u, info.next_version);
+  EXPECT_EQ(3u, store_->Stats().events);
+  EXPECT_EQ(1u, store_->Stats().streams);
+}
+
+TEST_F(EventStoreTest, ExpectedVersionKinds) {
+  EXPECT_EQ(StatusCode::kWrongExpectedVersion, Append("s", ExpectedVersion::StreamExists(), {TestEvent("x")}).status().code());
+  EXPECT_EQ(StatusCode::kWrongExpectedVersion, Append("s", ExpectedVersion::Exact(0), {TestEvent("x")}).status().code());
+  ASSERT_TRUE(Append("s", ExpectedVersion::NoStream(), {TestEvent("e0")}).ok());
+  auto again = Append("s", ExpectedVersion::NoStream(), {TestEvent("x")});
+  EXPECT_EQ(StatusCode::kWrongExpectedVersion, again.status().code());
+  EXPECT_EQ("stream \"s\": expected no stream, found version 0 (another writer appended first; reload the stream and retry)",
+            again.status().message());
+  ASSERT_TRUE(Append("s", ExpectedVersion::Exact(0), {TestEvent("e1")}).ok());
+  auto stale = Append("s", ExpectedVersion::Exact(0), {TestEvent("x")});
+  EXPECT_EQ(StatusCode::kWrongExpectedVersion, stale.status().code());
+  EXPECT_NE(std::string::npos, stale.status().message().find("expected version 0, found version 1"));
+  ASSERT_TRUE(Append("s", ExpectedVersion::StreamExists(), {TestEvent("e2")}).ok());
+  auto any = Append("s", ExpectedVersion::Any(), {TestEvent("e3")});
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(3u, any->last_version);
+  // Conflicts wrote nothing visible.
+  auto events = testing::ReadStream(*store_, "s");
+  ASSERT_EQ(4u, events.size());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ("e" + std::to_string(i), events[i].payload);
+  EXPECT_EQ(4u, store_->Stats().events);
+  EXPECT_EQ(4u, store_->Stats().rejected_frames);
+}
+
+TEST_F(EventStoreTest, ReappendReturnsOriginalPositionsWhateverTheExpectation) {
+  std::vector<TestEvent> evs{TestEvent("a"), TestEvent("b")};
+  uint64_t pos[2], again[2];
+  ASSERT_TRUE(Append("s", ExpectedVersion::NoStream(), evs, pos).ok());
+  ASSERT_TRUE(Append("s", ExpectedVersion::Exact(1), {TestEvent("c")}).ok());
+  for (ExpectedVersion ev : {ExpectedVersion::NoStream(), ExpectedVersion::Any(), ExpectedVersion::Exact(7)}) {
+    auto r = Append("s", ev, evs, again);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(r->already_appended);
+    EXPECT_EQ(pos[0], again[0]);
+    EXPECT_EQ(pos[1], again[1]);
+    EXPECT_EQ(1u, r->last_version);
+  }
+  EXPECT_EQ(3u, testing::ReadAll(*store_).size());
+  EXPECT_EQ(3u, store_->Stats().events);
+}
+
+TEST_F(EventStoreTest, PartlyMatchingBatchIsRefusedWhole) {
+  TestEvent a("a");
+  ASSERT_TRUE(Append("s", ExpectedVersion::Any(), {a}).ok());
+  auto r = Append("s", ExpectedVersion::Any(), {a, TestEvent("new")});
+  EXPECT_EQ(StatusCode::kDuplicateEvent, r.status().code());
+  EXPECT_EQ(1u, testing::ReadAll(*store_).size());
+}
+
+TEST_F(EventStoreTest, BadInputIsRefusedBeforeWriting) {
+  TestEvent a("a");
+  EXPECT_EQ(StatusCode::kInvalidArgument, Append("s", ExpectedVersion::Any(), {a, a}).status().code());
+  EXPECT_EQ(StatusCode::kInvalidArgument, Append("", ExpectedVersion::Any(), {a}).status().code());
+  EXPECT_EQ(StatusCode::kInvalidArgument, Append("s", ExpectedVersion::Any(), {}).status().code());
+  TestEvent nil("n");
+  nil.data.id = EventId{};
+  EXPECT_EQ(StatusCode::kInvalidArgument, Append("s", ExpectedVersion::Any(), {nil}).status().code());
+  TestEvent huge(std::string(1 << 17, 'x'));
+  auto r = Append("s", ExpectedVersion::Any(), {huge});
+  EXPECT_EQ(StatusCode::kInvalidArgument, r.status().code());
+  EXPECT_EQ(0u, store_->Stats().tail_position - store_->Stats().resolved_position);
+  EXPECT_EQ(64u, store_->Stats().tail_position);  // nothing claimed
+}
+
+TEST_F(EventStoreTest, MultiStreamAppendIsAllOrNothing) {
+  ASSERT_TRUE(Append("machine-1", ExpectedVersion::NoStream(), {TestEvent("m0")}).ok());
+  std::vector<EventData> req = Data({TestEvent("r0"), TestEvent("r1")});
+  std::vector<EventData> mac = Data({TestEvent("m1")});
+  std::vector<StreamAppend> bad{{"request-1", ExpectedVersion::NoStream(), req},
+                                {"machine-1", ExpectedVersion::NoStream(), mac}};
+  auto r = store_->AppendMulti(bad);
+  EXPECT_EQ(StatusCode::kWrongExpectedVersion, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("\"machine-1\""));
+  EXPECT_FALSE(store_->GetStream("request-1").exists);
+  EXPECT_EQ(1u, testing::ReadAll(*store_).size());
+
+  std::vector<StreamAppend> good{{"request-1", ExpectedVersion::NoStream(), req},
+                                 {"machine-1", ExpectedVersion::Exact(0), mac}};
+  uint64_t pos[3];
+  auto ok = store_->AppendMulti(good, pos);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  auto reqs = testing::ReadStream(*store_, "request-1");
+  auto macs = testing::ReadStream(*store_, "machine-1");
+  ASSERT_EQ(2u, reqs.size());
+  ASSERT_EQ(2u, macs.size());
+  EXPECT_EQ(1u, macs[1].version);
+  EXPECT_EQ(pos[2], macs[1].position);
+  EXPECT_EQ("r1", reqs[1].payload);
+}
+
+TEST_F(EventStoreTest, SegmentsRollOverAndEverythingStaysReadable) {
+  std::string payload(1000, 'p');
+  std::vector<uint64_t> positions;
+  for (int i = 0; i < 300; ++i) {
+    uint64_t pos;
+    auto r = Append("s-" + std::to_string(i % 7), ExpectedVersion::Any(), {TestEvent(payload + std::to_string(i))},
+                    std::span<uint64_t>(&pos, 1));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    positions.push_back(pos);
+  }
+  EXPECT_GT(store_->Stats().segments, 4u);
+  auto all = testing::ReadAll(*store_);
+  ASSERT_EQ(300u, all.size());
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(positions[i], all[i].position);
+    EXPECT_EQ(payload + std::to_string(i), all[i].payload);
+  }
+  auto s3 = testing::ReadStream(*store_, "s-3");
+  ASSERT_EQ(43u, s3.size());
+  for (size_t v = 0; v < s3.size(); ++v) EXPECT_EQ(v, s3[v].version);
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+  EXPECT_EQ(300u, rep->events);
+}
+
+TEST_F(EventStoreTest, ReadsByPositionTimestampStreamVersionAndNewest) {
+  std::vector<uint64_t> pos(20);
+  for (int i = 0; i < 20; ++i) {
+    TestEvent e("e" + std::to_string(i));
+    e.data.occurred_at_ns = 1'000'000'000'000 + i * 1000;
+    ASSERT_TRUE(store_->Append("s", ExpectedVersion::Any(), {&e.data, 1}, {&pos[i], 1}).ok());
+  }
+  auto from = testing::ReadAll(*store_, pos[15]);
+  ASSERT_EQ(5u, from.size());
+  EXPECT_EQ("e15", from[0].payload);
+  auto from_mid = testing::ReadAll(*store_, pos[15] - 1);  // inside the previous frame: starts at the next event
+  ASSERT_EQ(5u, from_mid.size());
+
+  std::vector<std::string> since;
+  ASSERT_TRUE(store_->ReadSince(1'000'000'000'000 + 17 * 1000, [&](const EventView& v) {
+    since.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size());
+    return true;
+  }).ok());
+  EXPECT_EQ((std::vector<std::string>{"e17", "e18", "e19"}), since);
+
+  auto tail = testing::ReadStream(*store_, "s", 18);
+  ASSERT_EQ(2u, tail.size());
+  EXPECT_EQ(18u, tail[0].version);
+
+  std::vector<std::string> last;
+  ASSERT_TRUE(store_->ReadLast(3, [&](const EventView& v) {
+    last.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size());
+    return true;
+  }).ok());
+  EXPECT_EQ((std::vector<std::string>{"e17", "e18", "e19"}), last);
+}
+
+TEST_F(EventStoreTest, IdempotencySurvivesRestart) {
+  std::vector<TestEvent> evs{TestEvent("a"), TestEvent("b")};
+  uint64_t pos[2], again[2];
+  ASSERT_TRUE(Append("s", ExpectedVersion::NoStream(), evs, pos).ok());
+  Open(testing::SmallStore());
+  EXPECT_TRUE(store_->recovery_report().ran);
+  auto r = Append("s", ExpectedVersion::NoStream(), evs, again);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->already_appended);
+  EXPECT_EQ(pos[0], again[0]);
+  EXPECT_EQ(pos[1], again[1]);
+  EXPECT_EQ(2u, store_->Stats().events);
+  EXPECT_EQ(2u, testing::ReadAll(*store_).size());
+}
+
+TEST_F(EventStoreTest, DedupWindowIsBounded) {
+  auto o = testing::SmallStore();
+  o.dedup_window = 16;
+  store_.reset();
+  hfe::testing::TempDir d2;
+  auto s = EventStore::Open(d2.Sub("st"), o);
+  ASSERT_TRUE(s.ok());
+  TestEvent first("first");
+  ASSERT_TRUE((*s)->Append("s", ExpectedVersion::Any(), {&first.data, 1}).ok());
+  for (int i = 0; i < 15; ++i) {
+    TestEvent e("x");
+    ASSERT_TRUE((*s)->Append("s", ExpectedVersion::Any(), {&e.data, 1}).ok());
+  }
+  auto inside = (*s)->Append("s", ExpectedVersion::Any(), {&first.data, 1});
+  ASSERT_TRUE(inside.ok());
+  EXPECT_TRUE(inside->already_appended);  // 16 events: still inside the window
+  TestEvent pushes("y");
+  ASSERT_TRUE((*s)->Append("s", ExpectedVersion::Any(), {&pushes.data, 1}).ok());
+  auto outside = (*s)->Append("s", ExpectedVersion::Any(), {&first.data, 1});
+  ASSERT_TRUE(outside.ok());
+  EXPECT_FALSE(outside->already_appended);  // fell out of the window: appended anew
+  auto rep = (*s)->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+}
+
+TEST_F(EventStoreTest, FullStreamTableRefusesNewStreamsOnly) {
+  auto o = testing::SmallStore();
+  o.stream_capacity = 16;
+  hfe::testing::TempDir d2;
+  auto s = EventStore::Open(d2.Sub("st"), o);
+  ASSERT_TRUE(s.ok());
+  uint64_t cap = (*s)->Stats().stream_capacity;
+  for (uint64_t i = 0; i < cap; ++i) {
+    TestEvent e("x");
+    ASSERT_TRUE((*s)->Append("s" + std::to_string(i), ExpectedVersion::Any(), {&e.data, 1}).ok());
+  }
+  TestEvent e("x");
+  auto r = (*s)->Append("one-too-many", ExpectedVersion::Any(), {&e.data, 1});
+  EXPECT_EQ(StatusCode::kResourceExhausted, r.status().code());
+  TestEvent e2("y");
+  EXPECT_TRUE((*s)->Append("s0", ExpectedVersion::Any(), {&e2.data, 1}).ok());
+}
+
+TEST_F(EventStoreTest, OpeningWithoutCreateFailsClearly) {
+  hfe::testing::TempDir d2;
+  StoreOptions o;
+  auto s = EventStore::Open(d2.Sub("none"), o);
+  EXPECT_EQ(StatusCode::kNotFound, s.status().code());
+}
+
+// Threads of one process share the store; per-stream versions stay gap-free under contention.
+TEST_F(EventStoreTest, ConcurrentThreadsKeepVersionsGapFree) {
+  constexpr int kThreads = 4, kPerThread = 500;
+  std::vector<std::thread> threads;
+  std::atomic<int> conflicts{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string stream = "s" + std::to_string(i % 5);
+        for (;;) {
+          StreamInfo info = store_->GetStream(stream);
+          ExpectedVersion ev = info.next_version == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(info.next_version - 1);
+          TestEvent e("t" + std::to_string(t));
+          auto r = store_->Append(stream, ev, {&e.data, 1});
+          if (r.ok()) break;
+          ASSERT_EQ(StatusCode::kWrongExpectedVersion, r.status().code()) << r.status().ToString();
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto all = testing::ReadAll(*store_);
+  ASSERT_EQ(static_cast<size_t>(kThreads * kPerThread), all.size());
+  std::map<std::string, uint64_t> next;
+  for (const auto& e : all) EXPECT_EQ(next[e.stream]++, e.version);
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+}
+
+}  // namespace
+}  // namespace hfe::store
