@@ -104,7 +104,9 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
     // The claim: a CAS of the state word from free to in-progress with our length and pid.
     if (state.compare_exchange_strong(expected, MakeInProgress(pid, length), std::memory_order_acq_rel)) {
       uint64_t next = off + length == seg_size_ ? (seg + 1) * seg_size_ + kSegmentHeaderSize : t + length;
-      tail_ref.compare_exchange_strong(t, next, std::memory_order_acq_rel, std::memory_order_relaxed);
+      // A helper may have moved the tail already; the CAS must not overwrite `t`, our claimed position.
+      uint64_t expected_tail = t;
+      tail_ref.compare_exchange_strong(expected_tail, next, std::memory_order_acq_rel, std::memory_order_relaxed);
       if (off + length > seg_size_ / 2) PrepareSegment(seg + 1);
       *frame_out = f;
       return t;

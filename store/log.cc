@@ -46,8 +46,18 @@ Result<std::unique_ptr<Log>> Log::Open(const std::string& dir, const StoreOption
   log->options_ = o;
   HFE_RETURN_IF_ERROR(ipc::EnsureDirectory(log->dir_, o.create_if_missing, 0700 | (o.mode & 0070)));
 
-  // Every attached process holds a shared flock on `lock`; whoever gets it exclusively is alone, so it may
-  // create the store or repair what dead processes left behind.
+  // Every attached process holds a shared flock on `lock` for as long as it is attached. Opens are serialised
+  // by an exclusive flock on `open.lock`; an opener that then gets `lock` exclusively is alone, so it may
+  // create the store or repair what dead processes left. (flock does not convert a lock atomically: without
+  // the serialisation, a second opener could take `lock` exclusively in the gap while the first converts
+  // to shared and already appends, and would "recover" under a live writer.)
+  auto open_fd = ipc::OpenSecure(log->dir_ + "/open.lock", /*create=*/true, o.mode);
+  if (!open_fd.ok()) return open_fd.status();
+  struct OpenLock {
+    int fd;
+    ~OpenLock() { ::close(fd); }
+  } open_lock{*open_fd};
+  if (::flock(open_lock.fd, LOCK_EX) != 0) return ErrnoStatus("flock '" + log->dir_ + "/open.lock'", errno);
   auto lock_fd = ipc::OpenSecure(log->dir_ + "/lock", /*create=*/true, o.mode);
   if (!lock_fd.ok()) return lock_fd.status();
   log->lock_fd_ = *lock_fd;
@@ -149,7 +159,8 @@ Status Log::Create(const StoreOptions& o) {
 
 Status Log::Attach(const StoreOptions& o) {
   std::string path = dir_ + "/control.hfe";
-  ipc::FileOptions fo{o.mode, o.populate};
+  // Tables are touched at random: they fault in on use; only segments (written sequentially) are pre-faulted.
+  ipc::FileOptions fo{o.mode, false};
   auto f = ipc::AttachRegion(path, kControlMagic, kLayoutVersion, o.attach_timeout_ms * 1'000'000, fo);
   if (!f.ok()) return f.status();
   control_file_ = std::move(*f);

@@ -307,5 +307,31 @@ TEST_F(EventStoreTest, ConcurrentThreadsKeepVersionsGapFree) {
   EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
 }
 
+// Invariant: the position an append returns is where its event is, even when another appender helped move
+// the tail past the claim before the claimant did (a regression: the claim once returned the helped tail).
+TEST_F(EventStoreTest, ConcurrentAppendersGetTheirOwnPositions) {
+  constexpr int kThreads = 4, kPerThread = 3000;
+  std::vector<std::vector<std::pair<EventId, uint64_t>>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        TestEvent e(std::string(static_cast<size_t>(i % 7) * 40, 'x'));
+        uint64_t pos = 0;
+        auto r = store_->Append("t" + std::to_string(t), ExpectedVersion::Any(), {&e.data, 1}, {&pos, 1});
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        got[t].push_back({e.data.id, pos});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> where;
+  for (const auto& e : testing::ReadAll(*store_)) where[{e.id.hi, e.id.lo}] = e.position;
+  ASSERT_EQ(static_cast<size_t>(kThreads * kPerThread), where.size());
+  for (const auto& per : got) {
+    for (const auto& [id, pos] : per) EXPECT_EQ(where[std::make_pair(id.hi, id.lo)], pos);
+  }
+}
+
 }  // namespace
 }  // namespace hfe::store

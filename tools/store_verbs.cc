@@ -1,0 +1,220 @@
+// The verbs that talk to the log directly: publish, read, verify, stats, types.
+#include <unistd.h>
+
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "handlers/envelope.h"
+#include "ipc/clock.h"
+#include "tools/cli_common.h"
+#include "tools/json_codec.h"
+
+namespace hfe::tools {
+namespace {
+
+struct PublishArgs {
+  std::string stream, type, expected = "any", event_id, data;
+};
+
+int Publish(const GlobalOptions& g, const PublishArgs& a) {
+  auto expected = store::ExpectedVersion::Parse(a.expected);
+  if (!expected) {
+    return Fail("--expected-version: expected a version number, any, no-stream or exists; found '" + a.expected + "'");
+  }
+  auto codec = JsonCodec::Create();
+  if (!codec.ok()) return Fail(codec.status());
+
+  // Everything is parsed and encoded before the store is touched: bad input writes nothing.
+  std::vector<std::vector<uint8_t>> payloads;
+  std::vector<store::EventData> events;
+  auto add = [&](const std::string& type, const std::string& id_text, const nlohmann::json& data,
+                 const std::string& where) -> std::optional<int> {
+    store::EventId id = store::EventId::Random();
+    if (!id_text.empty()) {
+      auto parsed = store::EventId::Parse(id_text);
+      if (!parsed || parsed->IsNil()) {
+        return Fail(where + "event id: expected a UUID like 3f2504e0-4f89-41d3-9a0c-0305e82c3301, found '" + id_text + "'");
+      }
+      id = *parsed;
+    }
+    int64_t now = clock::WallNanos();
+    auto bytes = (*codec)->Encode(a.stream, type, data, id, now);
+    if (!bytes.ok()) return Fail(where + bytes.status().message());
+    payloads.push_back(std::move(*bytes));
+    events.push_back({id, handlers::EventTypeNumber(type), now, {}});
+    return std::nullopt;
+  };
+
+  if (!a.data.empty()) {
+    if (a.type.empty()) return Fail("--type is required with --data (an event type such as RequestCreatedEvent)");
+    auto data = nlohmann::json::parse(a.data, nullptr, false);
+    if (data.is_discarded()) return Fail("--data: expected a JSON object, found text that is not JSON");
+    if (auto rc = add(a.type, a.event_id, data, "")) return *rc;
+  } else {
+    if (!a.event_id.empty() || !a.type.empty()) {
+      return Fail("--type and --event-id go with --data; without --data, events are read as JSON lines on stdin");
+    }
+    std::string line;
+    int n = 0;
+    while (std::getline(std::cin, line)) {
+      ++n;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::string where = "stdin line " + std::to_string(n) + ": ";
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) return Fail(where + "expected a JSON object, found '" + line.substr(0, 80) + "'");
+      if (!j.contains("type") || !j["type"].is_string()) return Fail(where + "expected a \"type\" string");
+      std::string id_text = j.contains("event_id") && j["event_id"].is_string() ? j["event_id"].get<std::string>() : "";
+      if (auto rc = add(j["type"].get<std::string>(), id_text, j.value("data", nlohmann::json::object()), where)) return *rc;
+    }
+    if (events.empty()) return Fail("no events: expected --data, or JSON lines on stdin");
+  }
+  for (size_t i = 0; i < events.size(); ++i) events[i].payload = payloads[i];
+
+  auto s = OpenStore(g, /*create=*/true);
+  if (!s.ok()) return Fail(s.status());
+  std::vector<uint64_t> positions(events.size());
+  auto r = (*s)->Append(a.stream, *expected, events, positions);
+  if (!r.ok()) return Fail(r.status());
+  if (g.json) {
+    nlohmann::json out;
+    out["result"] = r->already_appended ? "already_appended" : "appended";
+    out["stream"] = a.stream;
+    out["positions"] = positions;
+    out["version"] = r->last_version;
+    out["events"] = events.size();
+    std::vector<std::string> ids;
+    for (const auto& e : events) ids.push_back(e.id.ToString());
+    out["event_ids"] = ids;
+    std::cout << out.dump() << "\n";
+  } else {
+    std::printf("%s %zu event%s to \"%s\": position%s %llu%s%s, version %llu\n",
+                r->already_appended ? "already appended" : "appended", events.size(), events.size() == 1 ? "" : "s",
+                a.stream.c_str(), events.size() == 1 ? "" : "s", static_cast<unsigned long long>(r->first_position),
+                events.size() == 1 ? "" : "..", events.size() == 1 ? "" : std::to_string(r->last_position).c_str(),
+                static_cast<unsigned long long>(r->last_version));
+  }
+  return 0;
+}
+
+struct ReadArgs {
+  std::string stream, since;
+  uint64_t from_version = 0;
+  std::optional<uint64_t> from_position, last;
+};
+
+int Read(const GlobalOptions& g, const ReadArgs& a) {
+  int modes = !a.stream.empty() + a.from_position.has_value() + !a.since.empty() + a.last.has_value();
+  if (modes > 1) return Fail("choose one of --stream, --from-position, --since, --last; found " + std::to_string(modes));
+  std::optional<int64_t> since;
+  if (!a.since.empty()) {
+    since = clock::ParseIso8601(a.since);
+    if (!since) return Fail("--since: expected an ISO 8601 time like 2025-06-30T00:00:00Z, found '" + a.since + "'");
+  }
+  auto codec = JsonCodec::Create();
+  if (!codec.ok()) return Fail(codec.status());
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  std::string line;
+  store::EventStore::Visitor print = [&](const store::EventView& v) {
+    line = (*codec)->Decode(v).dump();
+    line += '\n';
+    return std::fwrite(line.data(), 1, line.size(), stdout) == line.size();
+  };
+  Status st;
+  if (!a.stream.empty()) st = (*s)->ReadStream(a.stream, a.from_version, print);
+  else if (since) st = (*s)->ReadSince(*since, print);
+  else if (a.last) st = (*s)->ReadLast(*a.last, print);
+  else st = (*s)->ReadAll(a.from_position.value_or(0), print);
+  std::fflush(stdout);
+  if (!st.ok()) return Fail(st);
+  return 0;
+}
+
+int Verify(const GlobalOptions& g) {
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  auto rep = (*s)->Verify();
+  if (!rep.ok()) return Fail(rep.status());
+  if (g.json) {
+    nlohmann::json j{{"ok", rep->ok()},          {"frames", rep->frames},   {"events", rep->events},
+                     {"streams", rep->streams},  {"rejected_frames", rep->rejected_frames},
+                     {"padding_frames", rep->padding_frames}, {"damaged", rep->damaged}, {"problems", rep->problems}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("%s: %llu frames, %llu events in %llu streams, %llu rejected, %llu padding, %llu damaged\n",
+                rep->ok() ? "ok" : "DAMAGED", static_cast<unsigned long long>(rep->frames),
+                static_cast<unsigned long long>(rep->events), static_cast<unsigned long long>(rep->streams),
+                static_cast<unsigned long long>(rep->rejected_frames), static_cast<unsigned long long>(rep->padding_frames),
+                static_cast<unsigned long long>(rep->damaged));
+    for (const auto& p : rep->problems) std::printf("  %s\n", p.c_str());
+  }
+  return rep->ok() ? 0 : 1;
+}
+
+int Stats(const GlobalOptions& g) {
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  store::StoreStats st = (*s)->Stats();
+  nlohmann::json j{{"store", g.store},
+                   {"events", st.events},
+                   {"streams", st.streams},
+                   {"segments", st.segments},
+                   {"bytes", st.bytes},
+                   {"tail_position", st.tail_position},
+                   {"resolved_position", st.resolved_position},
+                   {"accepted_batches", st.accepted_frames},
+                   {"rejected_batches", st.rejected_frames},
+                   {"corrupt_frames", st.corrupt_frames},
+                   {"padded_frames", st.padded_frames},
+                   {"segment_size", st.segment_size},
+                   {"stream_capacity", st.stream_capacity},
+                   {"dedup_window", st.dedup_window},
+                   {"resolver_repairs", st.repairs}};
+  if (g.json) {
+    std::cout << j.dump() << "\n";
+  } else {
+    for (auto& [k, v] : j.items()) std::cout << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+  }
+  return 0;
+}
+
+int Types(const GlobalOptions& g) {
+  nlohmann::json j = nlohmann::json::array();
+  for (uint32_t t = 1; t <= handlers::EventTypeCount(); ++t) {
+    if (g.json) j.push_back({{"type", t}, {"name", handlers::EventTypeName(t)}});
+    else std::printf("%3u %s\n", t, handlers::EventTypeName(t));
+  }
+  if (g.json) std::cout << j.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void AddStoreVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
+  auto pub = std::make_shared<PublishArgs>();
+  auto* p = app.add_subcommand("publish", "append one event (--data) or a batch of JSON lines from stdin, atomically");
+  p->add_option("--stream", pub->stream, "stream (aggregate) id, e.g. request-42")->required();
+  p->add_option("--type", pub->type, "event type, e.g. RequestCreatedEvent");
+  p->add_option("--expected-version", pub->expected, "N, any, no-stream or exists")->capture_default_str();
+  p->add_option("--event-id", pub->event_id, "UUID (default: a new one)");
+  p->add_option("--data", pub->data, "the event body as a JSON object");
+  p->callback([&g, &rc, pub] { rc = Publish(g, *pub); });
+
+  auto rd = std::make_shared<ReadArgs>();
+  auto* r = app.add_subcommand("read", "print events as JSON lines");
+  r->add_option("--stream", rd->stream, "one stream, in version order");
+  r->add_option("--from-version", rd->from_version, "with --stream: first version");
+  r->add_option("--from-position", rd->from_position, "everything from a global position");
+  r->add_option("--since", rd->since, "everything that occurred at or after an ISO 8601 time");
+  r->add_option("--last", rd->last, "the newest N events");
+  r->callback([&g, &rc, rd] { rc = Read(g, *rd); });
+
+  app.add_subcommand("verify", "check every frame, CRC and stream version; non-zero exit on damage")
+      ->callback([&g, &rc] { rc = Verify(g); });
+  app.add_subcommand("stats", "events, streams, segments, bytes, tail position")->callback([&g, &rc] { rc = Stats(g); });
+  app.add_subcommand("types", "the event types of the catalogue")->callback([&g, &rc] { rc = Types(g); });
+}
+
+}  // namespace hfe::tools
