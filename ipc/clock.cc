@@ -68,6 +68,8 @@ std::optional<int64_t> ParseIso8601(std::string_view text) {
   g.tm_min = mi;
   g.tm_sec = sec;
   time_t t = timegm(&g);
+  // Nanoseconds since the epoch fit in 64 bits from 1677 to 2262.
+  if (t - offset_s > 9'200'000'000ll || t - offset_s < -9'200'000'000ll) return std::nullopt;
   return (static_cast<int64_t>(t) - offset_s) * 1'000'000'000 + frac_ns;
 }
 

@@ -51,14 +51,33 @@ uint32_t Log::ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint
 }
 
 void Log::PrepareSegment(uint64_t index) {
-  uint64_t seen = local_prepared_.load(std::memory_order_relaxed);
-  if (seen >= index) return;
-  local_prepared_.store(index, std::memory_order_relaxed);
-  Segment(index, /*create=*/true);  // creates, sizes and pre-faults it (MAP_POPULATE) in this process
-  std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
-  uint64_t p = prepared.load(std::memory_order_relaxed);
-  while (p < index && !prepared.compare_exchange_weak(p, index, std::memory_order_relaxed)) {
+  // Hot path: one relaxed load. The first request for a segment hands it to the preparer thread.
+  uint64_t seen = prepare_requested_.load(std::memory_order_relaxed);
+  if (seen >= index || !prepare_requested_.compare_exchange_strong(seen, index, std::memory_order_relaxed)) return;
+  {
+    std::lock_guard<std::mutex> lock(prepare_mu_);
+    prepare_wanted_ = std::max(prepare_wanted_, index);
+    if (!prepare_thread_.joinable()) {
+      prepare_thread_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(prepare_mu_);
+        uint64_t done = 0;
+        for (;;) {
+          prepare_cv_.wait(lock, [&] { return stop_prepare_ || prepare_wanted_ > done; });
+          if (stop_prepare_) return;
+          uint64_t want = prepare_wanted_;
+          lock.unlock();
+          Segment(want, /*create=*/true);  // creates, sizes and pre-faults it (MAP_POPULATE) in this process
+          std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
+          uint64_t p = prepared.load(std::memory_order_relaxed);
+          while (p < want && !prepared.compare_exchange_weak(p, want, std::memory_order_relaxed)) {
+          }
+          lock.lock();
+          done = want;
+        }
+      });
+    }
   }
+  prepare_cv_.notify_one();
 }
 
 Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {

@@ -30,6 +30,12 @@ uint64_t NextPow2(uint64_t v) {
 Log::~Log() {
   stop_sync_.store(true, std::memory_order_relaxed);
   if (sync_thread_.joinable()) sync_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(prepare_mu_);
+    stop_prepare_ = true;
+  }
+  prepare_cv_.notify_all();
+  if (prepare_thread_.joinable()) prepare_thread_.join();
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the shared lock
 }
 
@@ -159,8 +165,8 @@ Status Log::Create(const StoreOptions& o) {
 
 Status Log::Attach(const StoreOptions& o) {
   std::string path = dir_ + "/control.hfe";
-  // Tables are touched at random: they fault in on use; only segments (written sequentially) are pre-faulted.
-  ipc::FileOptions fo{o.mode, false};
+  // Pre-faulted like the segments: the tables are hit at random, and a first-touch fault costs microseconds.
+  ipc::FileOptions fo{o.mode, o.populate};
   auto f = ipc::AttachRegion(path, kControlMagic, kLayoutVersion, o.attach_timeout_ms * 1'000'000, fo);
   if (!f.ok()) return f.status();
   control_file_ = std::move(*f);

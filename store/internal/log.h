@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -121,7 +122,6 @@ class Log {
   mutable std::array<SegmentMapping, kMapSlots> maps_;
   mutable std::mutex map_mu_;
   mutable std::deque<ipc::MappedFile> files_;
-  mutable std::atomic<uint64_t> local_prepared_{0};
 
   // Resolver scratch (used only by the thread holding the lease).
   struct StreamScratch {
@@ -131,6 +131,14 @@ class Log {
   };
   std::vector<StreamScratch> scratch_;
   std::mutex lease_mu_;   // threads of this process take the shared lease one at a time
+
+  // Segment preparation off the append path: a per-process thread creates and pre-faults the next segment.
+  std::thread prepare_thread_;
+  std::mutex prepare_mu_;
+  std::condition_variable prepare_cv_;
+  uint64_t prepare_wanted_ = 0;
+  bool stop_prepare_ = false;
+  std::atomic<uint64_t> prepare_requested_{0};
 
   // Interval sync.
   std::thread sync_thread_;

@@ -1,0 +1,185 @@
+// The hostfactory binary: publish / read / verify / stats end to end, and bad input that gets a one-line
+// error, a non-zero exit, and writes nothing.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testutil.h"
+
+namespace {
+
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Runs the CLI with `args` (shell-quoted by the caller), optional stdin text.
+CliRun Cli(const std::string& args, const std::string& stdin_text = "") {
+  hfe::testing::TempDir tmp;
+  std::string in = tmp.Sub("in"), out = tmp.Sub("out"), err = tmp.Sub("err");
+  std::ofstream(in) << stdin_text;
+  std::string cmd = std::string(HFE_CLI_PATH) + " " + args + " <" + in + " >" + out + " 2>" + err;
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::string S() const { return "--store " + dir_.Sub("store") + " --segment-mb 1 --stream-capacity 1024 --dedup-window 1024 "; }
+  uint64_t Events() {
+    CliRun r = Cli(S() + "--json stats");
+    EXPECT_EQ(0, r.code) << r.err;
+    return nlohmann::json::parse(r.out)["events"].get<uint64_t>();
+  }
+  hfe::testing::TempDir dir_;
+};
+
+TEST_F(CliTest, PublishReadVerifyStats) {
+  CliRun p = Cli(S() + "--json publish --stream request-1 --type RequestCreatedEvent --expected-version no-stream "
+                    "--event-id 3f2504e0-4f89-41d3-9a0c-0305e82c3301 "
+                    "--data '{\"request_id\":\"request-1\",\"template_id\":\"tpl\",\"machine_count\":2}'");
+  ASSERT_EQ(0, p.code) << p.err;
+  auto pj = nlohmann::json::parse(p.out);
+  EXPECT_EQ("appended", pj["result"]);
+  EXPECT_EQ(0, pj["version"]);
+
+  // A batch from stdin, appended atomically after version 0.
+  std::string batch =
+      "{\"type\":\"RequestStatusChangedEvent\",\"data\":{\"request_id\":\"request-1\",\"old_status\":\"pending\",\"new_status\":\"in_progress\"}}\n"
+      "{\"type\":\"RequestCompletedEvent\",\"data\":{\"request_id\":\"request-1\",\"machine_ids\":[\"m-1\",\"m-2\"]}}\n";
+  CliRun b = Cli(S() + "--json publish --stream request-1 --expected-version 0", batch);
+  ASSERT_EQ(0, b.code) << b.err;
+  EXPECT_EQ(2, nlohmann::json::parse(b.out)["version"]);
+
+  // Re-publishing the first event by id is recognised.
+  CliRun again = Cli(S() + "--json publish --stream request-1 --type RequestCreatedEvent --expected-version no-stream "
+                        "--event-id 3f2504e0-4f89-41d3-9a0c-0305e82c3301 --data '{\"request_id\":\"request-1\"}'");
+  ASSERT_EQ(0, again.code) << again.err;
+  EXPECT_EQ("already_appended", nlohmann::json::parse(again.out)["result"]);
+
+  CliRun r = Cli(S() + "read --stream request-1");
+  ASSERT_EQ(0, r.code) << r.err;
+  ASSERT_EQ(3, Lines(r.out));
+  auto first = nlohmann::json::parse(r.out.substr(0, r.out.find('\n')));
+  for (const char* key : {"position", "stream", "version", "type", "event_id", "occurred_at", "data"}) {
+    EXPECT_TRUE(first.contains(key)) << key;
+  }
+  EXPECT_EQ("RequestCreatedEvent", first["type"]);
+  EXPECT_EQ("3f2504e0-4f89-41d3-9a0c-0305e82c3301", first["event_id"]);
+  EXPECT_EQ("tpl", first["data"]["template_id"]);
+  EXPECT_EQ(2, first["data"]["machine_count"]);
+
+  EXPECT_EQ(1, Lines(Cli(S() + "read --last 1").out));
+  EXPECT_EQ(3, Lines(Cli(S() + "read --since 2000-01-01T00:00:00Z").out));
+  EXPECT_EQ(0, Lines(Cli(S() + "read --since 2200-01-01T00:00:00Z").out));
+  std::string from1 = Cli(S() + "read --stream request-1 --from-version 1").out;
+  uint64_t second_pos = nlohmann::json::parse(from1.substr(0, from1.find('\n')))["position"];
+  EXPECT_EQ(2, Lines(Cli(S() + "read --from-position " + std::to_string(second_pos)).out));
+
+  CliRun v = Cli(S() + "--json verify");
+  ASSERT_EQ(0, v.code) << v.err;
+  EXPECT_TRUE(nlohmann::json::parse(v.out)["ok"].get<bool>());
+  EXPECT_EQ(3u, Events());
+}
+
+TEST_F(CliTest, BadInputGetsOneLineErrorAndWritesNothing) {
+  ASSERT_EQ(0, Cli(S() + "publish --stream s-1 --type RequestCreatedEvent --data '{\"request_id\":\"r\"}'").code);
+  struct Case {
+    std::string args, stdin_text, needle;
+  } cases[] = {
+      {"publish --stream s-1 --type NoSuchEvent --data '{}'", "", "unknown event type 'NoSuchEvent'"},
+      {"publish --stream s-1 --type RequestCreatedEvent --data '{\"nope\":1}'", "", "does not fit RequestCreatedEvent"},
+      {"publish --stream s-1 --type RequestCreatedEvent --data '{\"machine_count\":\"many\"}'", "", "does not fit"},
+      {"publish --stream s-1 --type RequestCreatedEvent --data 'not json'", "", "expected a JSON object"},
+      {"publish --stream s-1 --type RequestCreatedEvent --expected-version seven --data '{}'", "", "--expected-version"},
+      {"publish --stream s-1 --type RequestCreatedEvent --expected-version no-stream --data '{}'", "",
+       "expected no stream, found version 0"},
+      {"publish --stream s-1 --type RequestCreatedEvent --event-id not-a-uuid --data '{}'", "", "expected a UUID"},
+      {"publish --stream s-1", "{\"type\":\"RequestCreatedEvent\",\"data\":{}}\n{\"type\":\"Bogus\"}\n",
+       "stdin line 2: unknown event type"},
+      {"read --since yesterday", "", "--since: expected an ISO 8601 time"},
+      {"read --since 2999-01-01T00:00:00Z", "", "--since: expected an ISO 8601 time"},
+      {"read --stream a --last 3", "", "choose one of"},
+  };
+  for (const auto& c : cases) {
+    CliRun r = Cli(S() + c.args, c.stdin_text);
+    EXPECT_NE(0, r.code) << c.args;
+    EXPECT_EQ(1, Lines(r.err)) << c.args << ": " << r.err;
+    EXPECT_NE(std::string::npos, r.err.find(c.needle)) << c.args << ": " << r.err;
+    EXPECT_EQ(0u, r.err.find("hostfactory: ")) << r.err;
+  }
+  EXPECT_EQ(1u, Events());  // nothing was written by any of them
+}
+
+TEST_F(CliTest, NotAStoreForeignVersionAndLinksAreRefused) {
+  // A directory holding something else is not turned into a store.
+  std::string other = dir_.Sub("other");
+  ::mkdir(other.c_str(), 0700);
+  std::ofstream(other + "/notes.txt") << "hello";
+  CliRun r = Cli("--store " + other + " publish --stream s --type RequestCreatedEvent --data '{}'");
+  EXPECT_EQ(1, r.code);
+  EXPECT_NE(std::string::npos, r.err.find("is not an hfevents store"));
+  struct stat st;
+  EXPECT_NE(0, ::stat((other + "/control.hfe").c_str(), &st));
+
+  CliRun missing = Cli("--store " + dir_.Sub("missing") + " stats");
+  EXPECT_EQ(1, missing.code);
+  EXPECT_NE(std::string::npos, missing.err.find("no store at"));
+
+  ASSERT_EQ(0, Cli(S() + "publish --stream s --type RequestCreatedEvent --data '{}'").code);
+  ASSERT_EQ(0, ::symlink(dir_.Sub("store").c_str(), dir_.Sub("link").c_str()));
+  CliRun link = Cli("--store " + dir_.Sub("link") + " stats");
+  EXPECT_EQ(1, link.code);
+  EXPECT_NE(std::string::npos, link.err.find("symbolic link"));
+
+  {
+    std::fstream f(dir_.Sub("store") + "/control.hfe", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    uint32_t v = 99;
+    f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  CliRun other_version = Cli(S() + "stats");
+  EXPECT_EQ(1, other_version.code);
+  EXPECT_EQ(1, Lines(other_version.err));
+  EXPECT_NE(std::string::npos, other_version.err.find("layout version 99"));
+}
+
+TEST_F(CliTest, VerifyExitsNonZeroOnDamage) {
+  ASSERT_EQ(0, Cli(S() + "publish --stream s --type RequestCreatedEvent --data '{\"request_id\":\"abcdef\"}'").code);
+  {
+    std::fstream f(dir_.Sub("store") + "/segments/0000000000000000.log", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(64 + 32 + 33);
+    f.put('!');
+  }
+  CliRun v = Cli(S() + "verify");
+  EXPECT_EQ(1, v.code);
+  EXPECT_NE(std::string::npos, v.out.find("DAMAGED"));
+  EXPECT_NE(std::string::npos, v.out.find("CRC mismatch"));
+}
+
+TEST_F(CliTest, SimulateDrivesLifecyclesFromSeveralProcesses) {
+  CliRun r = Cli(S() + "--json simulate --producers 3 --requests 50");
+  ASSERT_EQ(0, r.code) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(150, j["requests_completed"].get<int>() + j["requests_failed"].get<int>());
+  EXPECT_EQ(j["events_appended"], j["store_events"]);
+  EXPECT_EQ(0, Cli(S() + "verify").code);
+}
+
+}  // namespace

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: set up, then build and run every test twice — a release build, and an
+# AddressSanitizer + UndefinedBehaviorSanitizer build — with warnings as errors.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/tools/setup.sh"
+jobs=$(nproc)
+
+echo "== release build"
+"$here/tools/build.sh" "$here/build" -DHFE_BUILD_BENCH=ON
+(cd "$here/build" && ctest --output-on-failure -j "$jobs" --timeout 900)
+
+echo "== address + undefined sanitizer build"
+"$here/tools/build.sh" "$here/build-asan" -DHFE_SANITIZE=address -DHFE_BUILD_BENCH=OFF
+# The installed-package test links a consumer without the sanitizer runtime: it runs in the release pass.
+(cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+   ctest --output-on-failure -j "$jobs" --timeout 1800 -E install_consumer)
