@@ -117,9 +117,10 @@ class Lifecycle {
   void Encode(int bi, const std::string& stream, EventBody type, fb::Offset<void> body, store::EventId corr,
               store::EventData* out) {
     handlers::EnvelopeMeta meta;
+    const std::string stream_type = stream.substr(0, stream.find('-'));  // outlives the view in meta
     meta.event_id = store::EventId::Random();
     meta.stream_id = stream;
-    meta.stream_type = stream.substr(0, stream.find('-'));
+    meta.stream_type = stream_type;
     meta.correlation_id = corr;
     handlers::FinishEnvelope(builders_[bi], meta, type, body, out);
   }

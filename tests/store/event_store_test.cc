@@ -128,8 +128,10 @@ TEST_F(EventStoreTest, BadInputIsRefusedBeforeWriting) {
 
 TEST_F(EventStoreTest, MultiStreamAppendIsAllOrNothing) {
   ASSERT_TRUE(Append("machine-1", ExpectedVersion::NoStream(), {TestEvent("m0")}).ok());
-  std::vector<EventData> req = Data({TestEvent("r0"), TestEvent("r1")});
-  std::vector<EventData> mac = Data({TestEvent("m1")});
+  std::vector<TestEvent> req_events{TestEvent("r0"), TestEvent("r1")};  // own the payloads the spans point at
+  std::vector<TestEvent> mac_events{TestEvent("m1")};
+  std::vector<EventData> req = Data(req_events);
+  std::vector<EventData> mac = Data(mac_events);
   std::vector<StreamAppend> bad{{"request-1", ExpectedVersion::NoStream(), req},
                                 {"machine-1", ExpectedVersion::NoStream(), mac}};
   auto r = store_->AppendMulti(bad);

@@ -12,6 +12,9 @@ namespace {
 std::atomic<uint64_t> g_allocations{0};
 }
 
+// The replacement pairs malloc with free on purpose; gcc cannot see that new and delete are both replaced.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;
