@@ -202,6 +202,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
   }
   const uint32_t length = static_cast<uint32_t>(size);
   const int64_t now = clock::WallNanos();
+  Prefetch(appends);  // overlaps the resolver's table misses with writing the frame
 
   for (;;) {
     uint8_t* f = nullptr;
@@ -262,7 +263,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
     }
 
     internal::Fault(internal::FaultPoint::kAfterCommit);
-    HFE_RETURN_IF_ERROR(WaitResolved(pos + length));
+    HFE_RETURN_IF_ERROR(WaitResolved(pos + length, pos));
     if (ctl_->sync_policy == kSyncEveryAppend) SyncResolved(pos, pos + length);
 
     // ---- the verdict

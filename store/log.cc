@@ -108,7 +108,7 @@ Status Log::Create(const StoreOptions& o) {
   if (o.stream_capacity < 16 || o.stream_capacity > (1ull << 30)) {
     return InvalidArgument("stream capacity must be 16 .. 2^30, found " + std::to_string(o.stream_capacity));
   }
-  if (o.dedup_window < 16 || o.dedup_window > (1ull << 30)) {
+  if (o.dedup_window < 16 || o.dedup_window > kMaxDedupWindow) {
     return InvalidArgument("dedup window must be 16 .. 2^30 events, found " + std::to_string(o.dedup_window));
   }
   if (o.unblock_timeout_ms < 1) return InvalidArgument("unblock timeout must be at least 1 ms");
@@ -122,9 +122,9 @@ Status Log::Create(const StoreOptions& o) {
   uint64_t stream_off = off;
   off += stream_slots * sizeof(StreamSlot);
   uint64_t dedup_off = AlignUp(off, 4096);
-  off = dedup_off + dedup_slots * sizeof(DedupSlot);
+  off = dedup_off + dedup_slots * sizeof(DedupHashSlot);
   uint64_t ring_off = AlignUp(off, 4096);
-  off = ring_off + o.dedup_window * sizeof(DedupSlot);
+  off = ring_off + o.dedup_window * sizeof(DedupRingEntry);
   uint64_t time_off = AlignUp(off, 4096);
   off = AlignUp(time_off + time_slots * sizeof(TimeIndexSlot), 4096);
 
@@ -182,15 +182,16 @@ Status Log::Attach(const StoreOptions& o) {
     return bad("segment size " + std::to_string(ctl_->segment_size));
   }
   if (!IsPow2(ctl_->stream_slots) || !IsPow2(ctl_->dedup_slots) || ctl_->dedup_window == 0 ||
-      ctl_->dedup_window > ctl_->dedup_slots || ctl_->time_index_slots == 0) {
+      ctl_->dedup_window > ctl_->dedup_slots || ctl_->dedup_window > kMaxDedupWindow ||
+      ctl_->dedup_slots > (1ull << 31) || ctl_->time_index_slots == 0) {
     return bad("table sizes");
   }
   auto fits = [&](uint64_t off, uint64_t n, uint64_t each) {
     return off >= kControlHeaderSize && off <= size && n <= (size - off) / each;
   };
   if (!fits(ctl_->stream_table_offset, ctl_->stream_slots, sizeof(StreamSlot)) ||
-      !fits(ctl_->dedup_table_offset, ctl_->dedup_slots, sizeof(DedupSlot)) ||
-      !fits(ctl_->dedup_ring_offset, ctl_->dedup_window, sizeof(DedupSlot)) ||
+      !fits(ctl_->dedup_table_offset, ctl_->dedup_slots, sizeof(DedupHashSlot)) ||
+      !fits(ctl_->dedup_ring_offset, ctl_->dedup_window, sizeof(DedupRingEntry)) ||
       !fits(ctl_->time_index_offset, ctl_->time_index_slots, sizeof(TimeIndexSlot))) {
     return bad("table offsets outside the file");
   }
@@ -201,8 +202,8 @@ Status Log::Attach(const StoreOptions& o) {
     return bad("tail " + std::to_string(t) + " / resolved " + std::to_string(r));
   }
   streams_ = reinterpret_cast<StreamSlot*>(control_file_.data() + ctl_->stream_table_offset);
-  dedup_ = reinterpret_cast<DedupSlot*>(control_file_.data() + ctl_->dedup_table_offset);
-  ring_ = reinterpret_cast<DedupSlot*>(control_file_.data() + ctl_->dedup_ring_offset);
+  dedup_ = reinterpret_cast<DedupHashSlot*>(control_file_.data() + ctl_->dedup_table_offset);
+  ring_ = reinterpret_cast<DedupRingEntry*>(control_file_.data() + ctl_->dedup_ring_offset);
   time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + ctl_->time_index_offset);
   stream_mask_ = ctl_->stream_slots - 1;
   dedup_mask_ = ctl_->dedup_slots - 1;

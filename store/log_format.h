@@ -40,9 +40,9 @@
 //   +----------------------------+ stream_table_offset
 //   | StreamSlot[stream_slots]   |   open addressing, linear probing; written by the resolver only
 //   +----------------------------+ dedup_table_offset
-//   | DedupSlot[dedup_slots]     |   event id -> position for the last `dedup_window` accepted events
+//   | DedupHashSlot[dedup_slots] |   event id hash -> ring slot, for the last `dedup_window` accepted events
 //   +----------------------------+ dedup_ring_offset
-//   | DedupSlot[dedup_window]    |   FIFO of the window, in acceptance order (the hash is rebuilt from it)
+//   | DedupRingEntry[window]     |   FIFO of the window, in acceptance order (the hash is rebuilt from it)
 //   +----------------------------+ time_index_offset
 //   | TimeIndexSlot[time_slots]  |   newest occurred_at per segment (sparse time index)
 //   +----------------------------+
@@ -269,12 +269,32 @@ struct StreamSlot {
 };
 static_assert(sizeof(StreamSlot) == 32);
 
-struct DedupSlot {
+// The dedup window's FIFO, in acceptance order: the source of truth (the hash is rebuilt from it).
+struct DedupRingEntry {
   uint64_t id_hi;
   uint64_t id_lo;
   uint64_t position;      // 0 = empty (no record ever sits at position 0)
 };
-static_assert(sizeof(DedupSlot) == 24);
+static_assert(offsetof(DedupRingEntry, id_lo) == 8);
+static_assert(offsetof(DedupRingEntry, position) == 16);
+static_assert(sizeof(DedupRingEntry) == 24);
+
+// A dedup hash slot, 8 bytes so that the table of a 1 M-event window (16 MiB) stays in the last-level cache:
+//   0                   1                   2                   3
+//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//  +---------------------------------------------------------------+
+//  |        ring slot + 1 (u32; 0 = empty slot)                    |  0
+//  +---------------------------------------------------------------+
+//  |        low 32 bits of the event id's hash (home and tag)      |  4
+//  +---------------------------------------------------------------+
+// A tag match is confirmed against the full id in the ring entry.
+using DedupHashSlot = uint64_t;
+inline constexpr uint64_t MakeDedupSlot(uint64_t hash, uint64_t ring_slot) {
+  return (hash << 32) | ((ring_slot + 1) & 0xffffffffu);
+}
+inline constexpr uint32_t DedupSlotHash(uint64_t slot) { return static_cast<uint32_t>(slot >> 32); }
+inline constexpr uint64_t DedupSlotRing(uint64_t slot) { return (slot & 0xffffffffu) - 1; }
+inline constexpr uint64_t kMaxDedupWindow = 1ull << 30;
 
 struct TimeIndexSlot {
   uint64_t segment_plus_one;  // 0 = empty

@@ -75,7 +75,7 @@ static void WakeWaiters(ControlHeader* ctl) {
 }
 
 // ------------------------------------------------------------------------------------------ waiting
-Status Log::WaitResolved(uint64_t end) {
+Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
   std::atomic_ref<uint64_t> res(ctl_->resolved);
   uint32_t spins = 0;
   for (;;) {
@@ -84,7 +84,7 @@ Status Log::WaitResolved(uint64_t end) {
     if (r >= end) return Status::Ok();
     if (TryAcquireLease()) {
       Status s = Status::Ok();
-      ResolveLoop(end);
+      ResolveLoop(end, own_frame);
       // The walk stops short of our own (committed) frame only where the log ahead of it is damaged.
       if (resolved() < end) {
         s = DataLoss("the log of '" + dir_ + "' is damaged at position " + std::to_string(resolved()) +
@@ -123,7 +123,7 @@ void Log::HelpResolve() {
 }
 
 // ------------------------------------------------------------------------------------------ the walk
-void Log::ResolveLoop(uint64_t wait_until) {
+void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
   uint64_t pos = resolved();
   int64_t stall_start = 0;
   int64_t next_liveness_check = 0;
@@ -171,7 +171,7 @@ void Log::ResolveLoop(uint64_t wait_until) {
     }
     stall_start = 0;
     if (StateTag(s) == kTypeData) {
-      ResolveFrame(pos, f, len);
+      ResolveFrame(pos, f, len, pos == own_frame);
     } else if (StateTag(s) != kTypePad) {
       break;  // unknown frame type: damage
     }
@@ -185,12 +185,12 @@ void Log::ResolveLoop(uint64_t wait_until) {
 }
 
 // ------------------------------------------------------------------------------------------ one frame
-void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len) {
+void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
   auto* h = reinterpret_cast<FrameHeader*>(f);
   std::atomic_ref<uint32_t> verdict(h->verdict);
   if (verdict.load(std::memory_order_acquire) == kVerdictPending) {
     uint32_t v = kVerdictAccepted;
-    if (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len)) {
+    if (!trusted && (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len))) {
       v = kVerdictCorrupt;
     } else {
       const uint32_t k = h->record_count;
@@ -318,11 +318,11 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   for (uint32_t i = 0; i < k; ++i) {
     auto* r = reinterpret_cast<RecordHeader*>(f + off);
     uint64_t idx = base + i;
-    DedupSlot& ring = ring_[idx % window];
-    if (idx >= window && ring.position != 0) DedupRemove(ring.id_hi, ring.id_lo, ring.position);
+    DedupRingEntry& ring = ring_[idx % window];
+    if (idx >= window && ring.position != 0) DedupRemove(ring.id_hi, ring.id_lo, idx % window);
     ring = {r->event_id_hi, r->event_id_lo, pos + off};
     if (i == k / 2) internal::Fault(internal::FaultPoint::kResolverMidApply);
-    DedupInsert(r->event_id_hi, r->event_id_lo, pos + off);
+    DedupInsert(r->event_id_hi, r->event_id_lo, idx % window);
     off += RecordSize(r->payload_length);
   }
   Store(ctl_->dedup_count, base + k);
@@ -390,44 +390,53 @@ StreamSlot* Log::InsertStream(uint64_t hash_lo, uint64_t hash_hi) {
 }
 
 uint64_t Log::DedupLookup(uint64_t hi, uint64_t lo) const {
-  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+  const uint64_t h = internal::HashEventId(hi, lo);
+  const uint32_t tag = static_cast<uint32_t>(h);
+  const uint64_t window = ctl_->dedup_window;
+  uint64_t i = h & dedup_mask_;
   for (uint64_t probes = 0; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
-    const DedupSlot& s = dedup_[i];
-    if (s.position == 0) return 0;
-    if (s.id_hi == hi && s.id_lo == lo) return s.position;
+    const DedupHashSlot s = dedup_[i];
+    if (s == 0) return 0;
+    if (DedupSlotHash(s) == tag && DedupSlotRing(s) < window) {
+      const DedupRingEntry& e = ring_[DedupSlotRing(s)];
+      if (e.id_hi == hi && e.id_lo == lo) return e.position;
+    }
   }
   return 0;
 }
 
-void Log::DedupInsert(uint64_t hi, uint64_t lo, uint64_t pos) {
-  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+void Log::DedupInsert(uint64_t hi, uint64_t lo, uint64_t ring_slot) {
+  const uint64_t h = internal::HashEventId(hi, lo);
+  const DedupHashSlot mine = MakeDedupSlot(h, ring_slot);
+  uint64_t i = h & dedup_mask_;
   for (uint64_t probes = 0; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
-    DedupSlot& s = dedup_[i];
-    if (s.position == 0) {
-      s = {hi, lo, pos};
+    if (dedup_[i] == 0) {
+      dedup_[i] = mine;
       return;
     }
-    if (s.id_hi == hi && s.id_lo == lo) return;
+    if (dedup_[i] == mine) return;  // a redo after a crash: already there
   }
 }
 
-void Log::DedupRemove(uint64_t hi, uint64_t lo, uint64_t pos) {
-  uint64_t i = internal::HashEventId(hi, lo) & dedup_mask_;
+void Log::DedupRemove(uint64_t hi, uint64_t lo, uint64_t ring_slot) {
+  const uint64_t h = internal::HashEventId(hi, lo);
+  const DedupHashSlot mine = MakeDedupSlot(h, ring_slot);
+  uint64_t i = h & dedup_mask_;
   uint64_t probes = 0;
   for (; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
-    const DedupSlot& s = dedup_[i];
-    if (s.position == 0) return;
-    if (s.id_hi == hi && s.id_lo == lo) break;
+    if (dedup_[i] == 0) return;
+    if (dedup_[i] == mine) break;
   }
-  if (probes > dedup_mask_ || dedup_[i].position != pos) return;  // re-appended later: not this entry
-  // Backward-shift deletion keeps probe chains intact without tombstones.
+  if (probes > dedup_mask_) return;
+  // Backward-shift deletion keeps probe chains intact without tombstones; a slot's home comes from its own
+  // hash bits, so no ring entry is read.
   uint64_t hole = i;
   uint64_t j = i;
   for (uint64_t n = 0; n <= dedup_mask_; ++n) {
     j = (j + 1) & dedup_mask_;
-    const DedupSlot& s = dedup_[j];
-    if (s.position == 0) break;
-    uint64_t home = internal::HashEventId(s.id_hi, s.id_lo) & dedup_mask_;
+    const DedupHashSlot s = dedup_[j];
+    if (s == 0) break;
+    uint64_t home = DedupSlotHash(s) & dedup_mask_;
     // Move s into the hole when its home is not cyclically within (hole, j].
     bool in_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
     if (!in_between) {
@@ -435,16 +444,35 @@ void Log::DedupRemove(uint64_t hi, uint64_t lo, uint64_t pos) {
       hole = j;
     }
   }
-  dedup_[hole] = {0, 0, 0};
+  dedup_[hole] = 0;
 }
 
 void Log::DedupRebuild() {
-  std::memset(static_cast<void*>(dedup_), 0, ctl_->dedup_slots * sizeof(DedupSlot));
+  std::memset(static_cast<void*>(dedup_), 0, ctl_->dedup_slots * sizeof(DedupHashSlot));
   const uint64_t window = ctl_->dedup_window;
   uint64_t count = Load(ctl_->dedup_count);
   for (uint64_t idx = count > window ? count - window : 0; idx < count; ++idx) {
-    const DedupSlot& r = ring_[idx % window];
-    if (r.position != 0) DedupInsert(r.id_hi, r.id_lo, r.position);
+    const DedupRingEntry& r = ring_[idx % window];
+    if (r.position != 0) DedupInsert(r.id_hi, r.id_lo, idx % window);
+  }
+}
+
+void Log::Prefetch(std::span<const StreamAppend> appends) const {
+  int budget = 4;
+  for (const StreamAppend& a : appends) {
+    internal::Hash128 hs = internal::HashStream(a.stream);
+    __builtin_prefetch(&streams_[hs.lo & stream_mask_]);
+    for (const EventData& e : a.events) {
+      if (budget-- <= 0) break;
+      __builtin_prefetch(&dedup_[internal::HashEventId(e.id.hi, e.id.lo) & dedup_mask_]);
+    }
+  }
+  // The id that the next acceptance evicts from the window.
+  const uint64_t window = ctl_->dedup_window;
+  uint64_t next = Load(ctl_->dedup_count);
+  if (next >= window) {
+    const DedupRingEntry& old = ring_[next % window];
+    __builtin_prefetch(&dedup_[internal::HashEventId(old.id_hi, old.id_lo) & dedup_mask_]);
   }
 }
 

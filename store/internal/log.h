@@ -29,7 +29,7 @@ class Log {
 
   // ---- resolver (resolver.cc)
   // Returns once the resolved watermark is at or past `end` (resolving frames itself when the role is free).
-  Status WaitResolved(uint64_t end);
+  Status WaitResolved(uint64_t end, uint64_t own_frame = format::kNoPosition);
   // Resolves what is committed, if the role is free; never waits on a stalled frame. For readers.
   void HelpResolve();
 
@@ -87,14 +87,17 @@ class Log {
   void Repair();
   // Resolves frames from the watermark on. Stops at the tail, or at a frame still in progress when
   // `wait_until` is at or before it (then the caller's own frame is already decided). Lease held.
-  void ResolveLoop(uint64_t wait_until);
-  void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length);
+  // `own_frame` is a frame this thread wrote and checksummed a moment ago: its CRC is not re-computed.
+  void ResolveLoop(uint64_t wait_until, uint64_t own_frame = format::kNoPosition);
+  void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length, bool trusted);
   void ApplyFrame(uint64_t pos, uint8_t* frame);
   void PublishResolved(uint64_t pos);
   format::StreamSlot* InsertStream(uint64_t hash_lo, uint64_t hash_hi);
   uint64_t DedupLookup(uint64_t hi, uint64_t lo) const;
-  void DedupInsert(uint64_t hi, uint64_t lo, uint64_t pos);
-  void DedupRemove(uint64_t hi, uint64_t lo, uint64_t pos);
+  void DedupInsert(uint64_t hi, uint64_t lo, uint64_t ring_slot);
+  void DedupRemove(uint64_t hi, uint64_t lo, uint64_t ring_slot);
+  // Producer-side: touches the cache lines the resolver will need for this batch.
+  void Prefetch(std::span<const StreamAppend> appends) const;
   void DedupRebuild();
   void SyncResolved(uint64_t from, uint64_t to);
 
@@ -104,8 +107,8 @@ class Log {
   ipc::MappedFile control_file_;
   format::ControlHeader* ctl_ = nullptr;
   format::StreamSlot* streams_ = nullptr;
-  format::DedupSlot* dedup_ = nullptr;
-  format::DedupSlot* ring_ = nullptr;
+  format::DedupHashSlot* dedup_ = nullptr;
+  format::DedupRingEntry* ring_ = nullptr;
   format::TimeIndexSlot* time_index_ = nullptr;
   uint64_t seg_size_ = 0;
   uint64_t stream_mask_ = 0;

@@ -253,6 +253,37 @@ TEST_F(EventStoreTest, DedupWindowIsBounded) {
   EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
 }
 
+// Invariant: after thousands of evictions (backward-shift deletions in the compact hash), exactly the newest
+// `window` ids are recognised and every older one is accepted anew.
+TEST_F(EventStoreTest, DedupWindowStaysExactAcrossManyEvictions) {
+  auto o = testing::SmallStore();
+  o.dedup_window = 256;
+  o.segment_size = 1 << 20;
+  hfe::testing::TempDir d2;
+  auto s = EventStore::Open(d2.Sub("st"), o);
+  ASSERT_TRUE(s.ok());
+  std::vector<TestEvent> all;
+  for (int i = 0; i < 5000; ++i) {
+    all.emplace_back("e");
+    ASSERT_TRUE((*s)->Append("s" + std::to_string(i % 13), ExpectedVersion::Any(), {&all.back().data, 1}).ok());
+  }
+  for (int i = 5000 - 256; i < 5000; ++i) {
+    auto r = (*s)->Append("s", ExpectedVersion::Any(), {&all[i].data, 1});
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->already_appended) << i;
+  }
+  int fresh = 0;
+  for (int i = 1000; i < 1100; ++i) {  // long evicted; each re-append evicts one of the newest in turn
+    auto r = (*s)->Append("s", ExpectedVersion::Any(), {&all[i].data, 1});
+    ASSERT_TRUE(r.ok());
+    fresh += !r->already_appended;
+  }
+  EXPECT_EQ(100, fresh);
+  auto rep = (*s)->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << rep->problems[0];
+}
+
 TEST_F(EventStoreTest, FullStreamTableRefusesNewStreamsOnly) {
   auto o = testing::SmallStore();
   o.stream_capacity = 16;
