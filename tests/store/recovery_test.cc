@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <fstream>
 
 #include "ipc/region.h"
@@ -279,6 +281,69 @@ TEST_F(RecoveryTest, StoreOwnedByAnotherUserOrLinkedIsRefused) {
   auto foreign = EventStore::Open(path(), testing::SmallStore());
   EXPECT_EQ(StatusCode::kPermissionDenied, foreign.status().code());
   EXPECT_NE(std::string::npos, foreign.status().message().find("owned by uid 4242"));
+}
+
+thread_local bool t_stall = false;
+std::atomic<bool> g_stalled_writer_released{false};
+void StallThisThread(FaultPoint p) {
+  if (t_stall && p == FaultPoint::kAfterBody) {
+    t_stall = false;  // only the first attempt stalls; the retry goes through
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    g_stalled_writer_released = true;
+  }
+}
+
+// Invariant: a writer that is alive but stalled past the unblock timeout blocks nobody. Its frame is padded,
+// other appends go on while it still sleeps, and when it wakes its commit fails, it claims again and its
+// event lands exactly once.
+TEST_F(RecoveryTest, SlowWriterIsUnblockedAndRetries) {
+  auto s = OpenStore();
+  ASSERT_TRUE(s);
+  internal::g_fault_hook.store(&StallThisThread);
+  testing::TestEvent slow("slow");
+  std::thread writer([&] {
+    t_stall = true;
+    auto r = s->Append("slow", ExpectedVersion::Any(), {&slow.data, 1});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+  });
+  while (s->Stats().tail_position == 64) std::this_thread::yield();  // the slow frame is claimed
+  for (int i = 0; i < 5; ++i) {
+    testing::TestEvent e("fast" + std::to_string(i));
+    ASSERT_TRUE(s->Append("fast", ExpectedVersion::Any(), {&e.data, 1}).ok());
+  }
+  EXPECT_FALSE(g_stalled_writer_released.load()) << "the fast appends waited for the stalled writer";
+  writer.join();
+  internal::g_fault_hook.store(nullptr);
+  EXPECT_GE(s->Stats().padded_frames, 1u);
+  auto slow_events = testing::ReadStream(*s, "slow");
+  ASSERT_EQ(1u, slow_events.size());
+  EXPECT_EQ("slow", slow_events[0].payload);
+  EXPECT_EQ(5u, testing::ReadStream(*s, "fast").size());
+  auto rep = s->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << rep->problems[0];
+}
+
+// The sync policies on a disk path: appends return after msync (every-append) or are synced in the
+// background (interval); the store reopens with everything.
+TEST(SyncPolicyTest, DiskStoreWithEachPolicyReopensComplete) {
+  for (SyncPolicy policy : {SyncPolicy::kEveryAppend, SyncPolicy::kInterval, SyncPolicy::kNone}) {
+    hfe::testing::TempDir disk("/tmp");
+    auto o = testing::SmallStore();
+    o.sync = policy;
+    o.sync_interval_ms = 5;
+    {
+      auto s = EventStore::Open(disk.Sub("s"), o);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      for (int i = 0; i < 20; ++i) {
+        testing::TestEvent e("d" + std::to_string(i));
+        ASSERT_TRUE((*s)->Append("disk", ExpectedVersion::Any(), {&e.data, 1}).ok());
+      }
+    }
+    auto s = EventStore::Open(disk.Sub("s"), o);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(20u, testing::ReadStream(**s, "disk").size());
+  }
 }
 
 }  // namespace
