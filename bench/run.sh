@@ -11,4 +11,7 @@ mkdir -p "$out"
 "$build/bench/store_bench" --benchmark_repetitions="$rounds" --benchmark_enable_random_interleaving=true \
   --benchmark_min_time=0.3 --benchmark_out="$out/store_bench.json" --benchmark_out_format=json \
   --benchmark_report_aggregates_only=false >"$out/store_bench.txt"
-python3 "$here/bench/ratios.py" "$out/store_bench.json"
+python3 "$here/bench/ratios.py" "$out/store_bench.json" BM_MemcpyFloor
+"$build/bench/ring_bench" --benchmark_repetitions="$rounds" --benchmark_enable_random_interleaving=true \
+  --benchmark_min_time=0.3 --benchmark_out="$out/ring_bench.json" --benchmark_out_format=json >"$out/ring_bench.txt"
+python3 "$here/bench/ratios.py" "$out/ring_bench.json" BM_BoostSpscQueue

@@ -15,3 +15,9 @@ echo "== address + undefined sanitizer build"
 # The installed-package test links a consumer without the sanitizer runtime: it runs in the release pass.
 (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j "$jobs" --timeout 1800 -E install_consumer)
+
+echo "== thread sanitizer build (lock-free rings)"
+cmake -S "$here" -B "$here/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHFE_WERROR=ON \
+  -DHFE_SANITIZE=thread -DHFE_BUILD_BENCH=OFF >/dev/null
+cmake --build "$here/build-tsan" -j "$jobs" --target ring_test
+(cd "$here/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j "$jobs" -R "Ring(Test|ConcurrentTest)")
