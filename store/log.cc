@@ -127,6 +127,8 @@ Status Log::Create(const StoreOptions& o) {
   off = ring_off + o.dedup_window * sizeof(DedupRingEntry);
   uint64_t time_off = AlignUp(off, 4096);
   off = AlignUp(time_off + time_slots * sizeof(TimeIndexSlot), 4096);
+  uint64_t subs_off = off;
+  off = AlignUp(subs_off + kSubscriptionSlots * sizeof(SubscriptionSlot), 4096);
 
   // Written under a temporary name and renamed, so no opener ever sees a half-initialised control file.
   std::string tmp = dir_ + "/control.hfe.tmp";
@@ -146,6 +148,8 @@ Status Log::Create(const StoreOptions& o) {
   c->dedup_ring_offset = ring_off;
   c->time_index_offset = time_off;
   c->time_index_slots = time_slots;
+  c->subscription_table_offset = subs_off;
+  c->subscription_slots = kSubscriptionSlots;
   c->unblock_timeout_ns = static_cast<uint64_t>(o.unblock_timeout_ms) * 1'000'000;
   c->created_at_ns = clock::WallNanos();
   c->sync_policy = o.sync == store::SyncPolicy::kEveryAppend ? kSyncEveryAppend
@@ -192,7 +196,9 @@ Status Log::Attach(const StoreOptions& o) {
   if (!fits(ctl_->stream_table_offset, ctl_->stream_slots, sizeof(StreamSlot)) ||
       !fits(ctl_->dedup_table_offset, ctl_->dedup_slots, sizeof(DedupHashSlot)) ||
       !fits(ctl_->dedup_ring_offset, ctl_->dedup_window, sizeof(DedupRingEntry)) ||
-      !fits(ctl_->time_index_offset, ctl_->time_index_slots, sizeof(TimeIndexSlot))) {
+      !fits(ctl_->time_index_offset, ctl_->time_index_slots, sizeof(TimeIndexSlot)) ||
+      ctl_->subscription_slots == 0 || ctl_->subscription_slots > 4096 ||
+      !fits(ctl_->subscription_table_offset, ctl_->subscription_slots, sizeof(SubscriptionSlot))) {
     return bad("table offsets outside the file");
   }
   seg_size_ = ctl_->segment_size;
@@ -205,6 +211,7 @@ Status Log::Attach(const StoreOptions& o) {
   dedup_ = reinterpret_cast<DedupHashSlot*>(control_file_.data() + ctl_->dedup_table_offset);
   ring_ = reinterpret_cast<DedupRingEntry*>(control_file_.data() + ctl_->dedup_ring_offset);
   time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + ctl_->time_index_offset);
+  subscriptions_ = reinterpret_cast<SubscriptionSlot*>(control_file_.data() + ctl_->subscription_table_offset);
   stream_mask_ = ctl_->stream_slots - 1;
   dedup_mask_ = ctl_->dedup_slots - 1;
   max_streams_ = ctl_->stream_slots * 7 / 10;

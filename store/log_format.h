@@ -45,6 +45,8 @@
 //   | DedupRingEntry[window]     |   FIFO of the window, in acceptance order (the hash is rebuilt from it)
 //   +----------------------------+ time_index_offset
 //   | TimeIndexSlot[time_slots]  |   newest occurred_at per segment (sparse time index)
+//   +----------------------------+ subscription_table_offset
+//   | SubscriptionSlot[subs]     |   durable subscriptions: name, filter, acked cursor, member
 //   +----------------------------+
 //
 // A segment file `segments/<index as 16 hex digits>.log`, segment_size bytes:
@@ -130,7 +132,7 @@ namespace hfe::store::format {
 
 inline constexpr uint64_t kControlMagic = 0x31564548'4c525443ull;   // "CTRLHEV1"
 inline constexpr uint64_t kSegmentMagic = 0x31564548'474d4553ull;   // "SEGMHEV1"
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;  // 2: subscription table
 
 inline constexpr uint64_t kNoPosition = ~0ull;
 inline constexpr uint64_t kNoVersion = ~0ull;     // "the stream has no events" (version -1)
@@ -302,6 +304,65 @@ struct TimeIndexSlot {
 };
 static_assert(sizeof(TimeIndexSlot) == 16);
 
+// ---------------------------------------------------------------------------------------------- subscriptions
+// A durable subscription. Created and deleted under the store's admin flock; the cursor is advanced by its
+// member on ack (release), read by anyone (acquire).
+//   0                   1                   2                   3
+//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//  +---------------------------------------------------------------+
+//  |  state (u32, atomic: 0 free, 1 active; release-stored last)   |   0
+//  +---------------------------------------------------------------+
+//  |  name_length (u32)                                            |   4
+//  +---------------------------------------------------------------+
+//  |  name (56 bytes, zero-padded)                                 |   8
+//  +---------------------------------------------------------------+
+//  |  cursor (u64, atomic): everything before it is acknowledged   |  64
+//  |  delivered (u64), acked (u64): event counts                   |  72
+//  |  start_position (u64)                                         |  88
+//  |  member_token (u64, atomic: pid | start time << 32; 0 = none) |  96
+//  |  heartbeat_ns (i64, wall clock)                               | 104
+//  |  type_filter (4 x u64: bit t set = event type t; all 0 = any) | 112
+//  +-------------------------------+-------------------------------+
+//  |  prefix_length (u16)          |  reserved (6 bytes)           | 144
+//  +-------------------------------+-------------------------------+
+//  |  stream prefix (64 bytes, zero-padded)                        | 152
+//  |  parked (u64), created_at_ns (i64), reserved (24 bytes)       | 216
+//  +---------------------------------------------------------------+ 256
+inline constexpr uint32_t kMaxSubscriptionName = 56;
+inline constexpr uint32_t kMaxStreamPrefix = 64;
+inline constexpr uint64_t kSubscriptionSlots = 128;
+struct SubscriptionSlot {
+  uint32_t state;
+  uint32_t name_length;
+  char name[kMaxSubscriptionName];
+  uint64_t cursor;
+  uint64_t delivered;
+  uint64_t acked;
+  uint64_t start_position;
+  uint64_t member_token;
+  int64_t heartbeat_ns;
+  uint64_t type_filter[4];
+  uint16_t prefix_length;
+  uint8_t reserved0[6];
+  char prefix[kMaxStreamPrefix];
+  uint64_t parked;
+  int64_t created_at_ns;
+  uint8_t reserved1[24];
+};
+static_assert(offsetof(SubscriptionSlot, name) == 8);
+static_assert(offsetof(SubscriptionSlot, cursor) == 64);
+static_assert(offsetof(SubscriptionSlot, delivered) == 72);
+static_assert(offsetof(SubscriptionSlot, acked) == 80);
+static_assert(offsetof(SubscriptionSlot, start_position) == 88);
+static_assert(offsetof(SubscriptionSlot, member_token) == 96);
+static_assert(offsetof(SubscriptionSlot, heartbeat_ns) == 104);
+static_assert(offsetof(SubscriptionSlot, type_filter) == 112);
+static_assert(offsetof(SubscriptionSlot, prefix_length) == 144);
+static_assert(offsetof(SubscriptionSlot, prefix) == 152);
+static_assert(offsetof(SubscriptionSlot, parked) == 216);
+static_assert(offsetof(SubscriptionSlot, created_at_ns) == 224);
+static_assert(sizeof(SubscriptionSlot) == 256);
+
 // ---------------------------------------------------------------------------------------------- control
 enum SyncMode : uint32_t { kSyncNone = 0, kSyncInterval = 1, kSyncEveryAppend = 2 };
 
@@ -350,7 +411,9 @@ struct ControlHeader {
   uint64_t dedup_count;           //  560  ids ever entered in the window ring
   uint64_t first_segment;         //  568  oldest segment still in the log
   int64_t newest_occurred_at_ns;  //  576
-  uint8_t pad4[kControlHeaderSize - 584];
+  uint64_t subscription_table_offset;  // 584
+  uint64_t subscription_slots;         // 592
+  uint8_t pad4[kControlHeaderSize - 600];
 };
 static_assert(offsetof(ControlHeader, segment_size) == 32);
 static_assert(offsetof(ControlHeader, stream_slots) == 40);
@@ -379,6 +442,8 @@ static_assert(offsetof(ControlHeader, accepted_events) == 512);
 static_assert(offsetof(ControlHeader, dedup_count) == 560);
 static_assert(offsetof(ControlHeader, first_segment) == 568);
 static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);
+static_assert(offsetof(ControlHeader, subscription_table_offset) == 584);
+static_assert(offsetof(ControlHeader, subscription_slots) == 592);
 static_assert(sizeof(ControlHeader) == kControlHeaderSize);
 static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
 

@@ -19,6 +19,24 @@
 
 namespace hfe::store {
 
+// Where an incremental reader stands: the frame to read next, and the first position to deliver from it.
+struct ReadCursor {
+  uint64_t frame = 0;
+  uint64_t from = 0;
+  bool positioned = false;  // false: `from` is set, `frame` is found on the first read
+};
+
+// Header-only filter: a set of event types (none set: all) and a stream-name prefix.
+struct EventFilter {
+  uint64_t types[4] = {0, 0, 0, 0};
+  std::string_view prefix;
+  bool AnyType() const { return (types[0] | types[1] | types[2] | types[3]) == 0; }
+  bool Matches(uint32_t type, std::string_view stream) const {
+    if (!AnyType() && (type >= 256 || !(types[type >> 6] >> (type & 63) & 1))) return false;
+    return stream.substr(0, prefix.size()) == prefix;
+  }
+};
+
 class Log {
  public:
   ~Log();
@@ -42,6 +60,14 @@ class Log {
   StreamInfo GetStream(std::string_view stream) const;
   // Position of the first frame at or after `pos` (frames are found by walking the segment from its start).
   Result<uint64_t> FrameStartAtOrAfter(uint64_t pos) const;
+  // Delivers up to `max` accepted events matching `filter` from the cursor to the resolved watermark and
+  // advances the cursor past them (and past what the filter skipped). No allocation.
+  Result<size_t> ReadBatch(ReadCursor& cursor, size_t max, const EventFilter& filter,
+                           const EventStore::Visitor& visit) const;
+  // First position of an event that occurred at or after `since` (the resolved watermark when none).
+  Result<uint64_t> PositionAtTime(int64_t since) const;
+  // Waits until the resolved watermark passes `position` or the timeout ends: 0 spin, 1 yield, 2 futex park.
+  void WaitForResolved(uint64_t position, int strategy, int64_t timeout_ns) const;
 
   // ---- recovery and verification (recovery.cc)
   Status Recover(RecoveryMode mode);
@@ -54,6 +80,8 @@ class Log {
   uint64_t tail() const { return std::atomic_ref<uint64_t>(ctl_->tail).load(std::memory_order_acquire); }
   uint64_t segment_size() const { return seg_size_; }
   format::ControlHeader* control() const { return ctl_; }
+  format::SubscriptionSlot* subscription_table() const { return subscriptions_; }
+  uint64_t subscription_slots() const { return ctl_->subscription_slots; }
 
   // Segment base address, mapping (and creating when `create`) it on first use. Null when it does not exist.
   uint8_t* Segment(uint64_t index, bool create) const;
@@ -110,6 +138,7 @@ class Log {
   format::DedupHashSlot* dedup_ = nullptr;
   format::DedupRingEntry* ring_ = nullptr;
   format::TimeIndexSlot* time_index_ = nullptr;
+  format::SubscriptionSlot* subscriptions_ = nullptr;
   uint64_t seg_size_ = 0;
   uint64_t stream_mask_ = 0;
   uint64_t dedup_mask_ = 0;
