@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   hfe::tools::AddStoreVerbs(app, g, rc);
   hfe::tools::AddSimulateVerb(app, g, rc);
+  hfe::tools::AddHandleVerbs(app, g, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

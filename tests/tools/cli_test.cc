@@ -182,4 +182,36 @@ TEST_F(CliTest, SimulateDrivesLifecyclesFromSeveralProcesses) {
   EXPECT_EQ(0, Cli(S() + "verify").code);
 }
 
+TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
+  ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 10").code);
+  uint64_t total = Events();
+  // First run: the first 5 created-requests, then it exits (acked).
+  CliRun first = Cli(S() + "handle --subscription audit --types RequestCreatedEvent --handler print --max-events 5");
+  ASSERT_EQ(0, first.code) << first.err;
+  EXPECT_EQ(5, Lines(first.out));
+  CliRun second = Cli(S() + "handle --subscription audit --types RequestCreatedEvent --handler print,count --idle-exit-ms 100");
+  ASSERT_EQ(0, second.code) << second.err;
+  EXPECT_EQ(15, Lines(second.out));  // 20 requests in all; the first 5 are not delivered again
+  EXPECT_NE(std::string::npos, second.err.find("RequestCreatedEvent=15"));
+  for (size_t at = 0; at < second.out.size();) {
+    size_t nl = second.out.find('\n', at);
+    EXPECT_EQ("RequestCreatedEvent", nlohmann::json::parse(second.out.substr(at, nl - at))["type"]);
+    at = nl + 1;
+  }
+  ASSERT_EQ(0, Cli(S() + "handle --subscription lagging --from end --handler count --idle-exit-ms 50").code);
+  ASSERT_EQ(0, Cli(S() + "simulate --producers 1 --requests 3").code);
+  CliRun list = Cli(S() + "--json subscriptions");
+  ASSERT_EQ(0, list.code) << list.err;
+  auto j = nlohmann::json::parse(list.out);
+  ASSERT_EQ(2u, j.size());
+  EXPECT_EQ("audit", j[0]["name"]);
+  EXPECT_EQ(20u, j[0]["acked"].get<uint64_t>());
+  EXPECT_GT(j[1]["lag_bytes"].get<uint64_t>(), 0u);  // events arrived after "lagging" last read
+  EXPECT_EQ(0, j[1]["members"]);
+  EXPECT_GT(Events(), total);
+  CliRun bad = Cli(S() + "handle --subscription x --types NotAType --handler print");
+  EXPECT_EQ(1, bad.code);
+  EXPECT_NE(std::string::npos, bad.err.find("unknown event type 'NotAType'"));
+}
+
 }  // namespace

@@ -1,0 +1,178 @@
+// handle: a handler process attached to a durable subscription; subscriptions: list them.
+//   hostfactory handle --subscription NAME [--types T,...] [--stream-prefix P] [--from beginning|end|P|ISO8601]
+//                      [--wait spin|yield|park] --handler print,count [--max-events N] [--idle-exit-ms M]
+// Built-in handlers: print (each event as a JSON line on stdout, the keys of `read`) and count (a running
+// count per event type on stderr). Events are acknowledged after every handler ran on them.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "handlers/envelope.h"
+#include "ipc/clock.h"
+#include "store/subscription.h"
+#include "tools/cli_common.h"
+#include "tools/json_codec.h"
+
+namespace hfe::tools {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+struct HandleArgs {
+  std::string subscription, types, prefix, from = "beginning", wait = "park", handlers = "print";
+  uint64_t max_events = 0;
+  int64_t idle_exit_ms = 0;
+};
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int Handle(const GlobalOptions& g, const HandleArgs& a) {
+  store::SubscriptionOptions o;
+  for (const auto& t : Split(a.types)) {
+    uint32_t n = handlers::EventTypeNumber(t);
+    if (n == 0) return Fail("--types: unknown event type '" + t + "' (`hostfactory types` lists them)");
+    o.types.push_back(n);
+  }
+  o.stream_prefix = a.prefix;
+  if (a.from == "beginning") {
+    o.start = store::SubscriptionOptions::Start::kBeginning;
+  } else if (a.from == "end") {
+    o.start = store::SubscriptionOptions::Start::kEnd;
+  } else if (auto t = clock::ParseIso8601(a.from)) {
+    o.start = store::SubscriptionOptions::Start::kTimestamp;
+    o.timestamp_ns = *t;
+  } else if (!a.from.empty() && a.from.find_first_not_of("0123456789") == std::string::npos) {
+    o.start = store::SubscriptionOptions::Start::kPosition;
+    o.position = std::stoull(a.from);
+  } else {
+    return Fail("--from: expected beginning, end, a position or an ISO 8601 time; found '" + a.from + "'");
+  }
+  o.wait = a.wait == "spin" ? store::WaitStrategy::kSpin
+           : a.wait == "yield" ? store::WaitStrategy::kYield
+                               : store::WaitStrategy::kPark;
+  bool print = false, count = false;
+  for (const auto& h : Split(a.handlers)) {
+    if (h == "print") print = true;
+    else if (h == "count") count = true;
+    else return Fail("--handler: unknown handler '" + h + "' (built in: print, count)");
+  }
+  if (!print && !count) return Fail("--handler: name at least one handler (print, count)");
+
+  auto codec = JsonCodec::Create();
+  if (!codec.ok()) return Fail(codec.status());
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  auto sub = store::Subscription::Open(**s, a.subscription, o);
+  if (!sub.ok()) return Fail(sub.status());
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  std::map<std::string, uint64_t> counts;
+  uint64_t handled = 0;
+  int64_t last_report = clock::MonotonicNanos(), idle_since = clock::MonotonicNanos();
+  std::string line;
+  auto report = [&] {
+    std::string r = "count:";
+    for (const auto& [t, n] : counts) r += " " + t + "=" + std::to_string(n);
+    std::fprintf(stderr, "%s (total %llu)\n", r.c_str(), static_cast<unsigned long long>(handled));
+  };
+  store::EventStore::Visitor visit = [&](const store::EventView& e) {
+    // Returning false leaves the event unconsumed (delivered again): check the limit before handling it.
+    if (a.max_events != 0 && handled >= a.max_events) return false;
+    if (print) {
+      line = (*codec)->Decode(e).dump();
+      line += '\n';
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    }
+    if (count) {
+      const char* name = handlers::EventTypeName(e.type);
+      ++counts[name ? name : "Unknown(" + std::to_string(e.type) + ")"];
+    }
+    ++handled;
+    return true;
+  };
+  while (!g_stop) {
+    size_t budget = a.max_events ? std::min<uint64_t>(256, a.max_events - handled) : 256;
+    auto n = (*sub)->Poll(visit, budget);
+    if (!n.ok()) return Fail(n.status());
+    std::fflush(stdout);
+    (*sub)->AckDelivered();  // after the handlers: at-least-once
+    int64_t now = clock::MonotonicNanos();
+    if (count && now - last_report > 1'000'000'000) {
+      report();
+      last_report = now;
+    }
+    if (a.max_events && handled >= a.max_events) break;
+    if (*n > 0) {
+      idle_since = now;
+      continue;
+    }
+    if (a.idle_exit_ms > 0 && now - idle_since > a.idle_exit_ms * 1'000'000) break;
+    (*sub)->Wait(100'000'000);
+  }
+  if (count) report();
+  return 0;
+}
+
+int ListSubscriptions(const GlobalOptions& g) {
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  auto list = store::Subscription::List(**s);
+  if (!list.ok()) return Fail(list.status());
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& i : *list) {
+    std::vector<std::string> types;
+    for (uint32_t t : i.types) types.push_back(handlers::EventTypeName(t) ? handlers::EventTypeName(t) : std::to_string(t));
+    nlohmann::json j{{"name", i.name},
+                     {"cursor", i.cursor},
+                     {"lag_bytes", i.lag_bytes},
+                     {"delivered", i.delivered},
+                     {"acked", i.acked},
+                     {"members", i.member_alive ? 1 : 0},
+                     {"member_pid", i.member_pid},
+                     {"parked", i.parked},
+                     {"types", types},
+                     {"stream_prefix", i.stream_prefix}};
+    if (g.json) arr.push_back(j);
+    else
+      std::printf("%-24s cursor %-12llu lag %-10llu bytes  members %d%s  delivered %llu  acked %llu  parked %llu\n",
+                  i.name.c_str(), static_cast<unsigned long long>(i.cursor), static_cast<unsigned long long>(i.lag_bytes),
+                  i.member_alive ? 1 : 0, i.member_alive ? (" (pid " + std::to_string(i.member_pid) + ")").c_str() : "",
+                  static_cast<unsigned long long>(i.delivered), static_cast<unsigned long long>(i.acked),
+                  static_cast<unsigned long long>(i.parked));
+  }
+  if (g.json) std::cout << arr.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
+  auto a = std::make_shared<HandleArgs>();
+  auto* h = app.add_subcommand("handle", "attach a handler process to a durable subscription");
+  h->add_option("--subscription", a->subscription, "subscription name (created on first use)")->required();
+  h->add_option("--types", a->types, "event types to receive, comma-separated (default: all)");
+  h->add_option("--stream-prefix", a->prefix, "only streams whose name starts with this");
+  h->add_option("--from", a->from, "where a new subscription starts: beginning, end, a position, an ISO 8601 time")
+      ->capture_default_str();
+  h->add_option("--wait", a->wait, "wait strategy when idle")->check(CLI::IsMember({"spin", "yield", "park"}))
+      ->capture_default_str();
+  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count")->capture_default_str();
+  h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
+  h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
+  h->callback([&g, &rc, a] { rc = Handle(g, *a); });
+  app.add_subcommand("subscriptions", "list subscriptions: cursor, lag, members, delivered, acked, parked")
+      ->callback([&g, &rc] { rc = ListSubscriptions(g); });
+}
+
+}  // namespace hfe::tools
