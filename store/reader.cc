@@ -155,7 +155,14 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
   }
   uint64_t end = resolved();
   if (end <= c.frame && end < tail()) {
-    const_cast<Log*>(this)->HelpResolve();  // writers died before resolving: take the role
+    // Nothing new is resolved though frames are claimed: help cheaply, and after a millisecond without
+    // progress, as one who suspects a dead writer or resolver.
+    int64_t now = clock::MonotonicNanos();
+    if (c.stall_at != end) {
+      c.stall_at = end;
+      c.stall_since = now;
+    }
+    const_cast<Log*>(this)->HelpResolve(now - c.stall_since > 1'000'000 ? Help::kUnblock : Help::kCheap);
     end = resolved();
   }
   size_t n = 0;
@@ -231,14 +238,20 @@ void Log::WaitForResolved(uint64_t position, int strategy, int64_t timeout_ns) c
                     std::min<int64_t>(left, 100'000'000));
       }
       waiters.fetch_sub(1, std::memory_order_relaxed);
-      if (res.load(std::memory_order_acquire) <= position && resolved() < tail()) const_cast<Log*>(this)->HelpResolve();
+      if (res.load(std::memory_order_acquire) <= position && resolved() < tail()) {
+        const_cast<Log*>(this)->HelpResolve(clock::MonotonicNanos() - (deadline - timeout_ns) > 1'000'000 ? Help::kUnblock
+                                                                                                     : Help::kCheap);
+      }
       continue;
     }
     if (strategy == 1) sched_yield();
     else _mm_pause();
     if ((++spins & 1023) == 0) {
-      if (clock::MonotonicNanos() >= deadline) return;
-      if (resolved() < tail()) const_cast<Log*>(this)->HelpResolve();
+      int64_t now = clock::MonotonicNanos();
+      if (now >= deadline) return;
+      if (resolved() < tail()) {
+        const_cast<Log*>(this)->HelpResolve(now - (deadline - timeout_ns) > 1'000'000 ? Help::kUnblock : Help::kCheap);
+      }
     }
   }
 }

@@ -110,7 +110,7 @@ Status Log::Recover(RecoveryMode mode) {
   }
 
   // Resolve whatever is committed.
-  if (TryAcquireLease()) {
+  if (TryAcquireLease(true)) {
     ResolveLoop(tail());
     ReleaseLease();
   }

@@ -35,7 +35,7 @@ inline void Store(uint64_t& v, uint64_t x) { A(v).store(x, std::memory_order_rel
 }  // namespace
 
 // ------------------------------------------------------------------------------------------ lease
-bool Log::TryAcquireLease() {
+bool Log::TryAcquireLease(bool check_dead) {
   if (!lease_mu_.try_lock()) return false;
   uint64_t expected = 0;
   // Acquire: pairs with the previous holder's release in ReleaseLease(); its table writes are visible.
@@ -43,7 +43,8 @@ bool Log::TryAcquireLease() {
                                              std::memory_order_relaxed)) {
     return true;
   }
-  if (expected != liveness::SelfToken() && !liveness::IsAlive(expected)) {
+  // Liveness is read from /proc: only for a caller that has already waited long enough to suspect a death.
+  if (check_dead && expected != liveness::SelfToken() && !liveness::IsAlive(expected)) {
     // The holder died holding the role: take it over and redo what it left half-done.
     if (A(ctl_->lease).compare_exchange_strong(expected, liveness::SelfToken(), std::memory_order_acquire,
                                                std::memory_order_relaxed)) {
@@ -78,11 +79,13 @@ static void WakeWaiters(ControlHeader* ctl) {
 Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
   std::atomic_ref<uint64_t> res(ctl_->resolved);
   uint32_t spins = 0;
+  int64_t waiting_since = 0;
+  bool suspect = false;  // waited long enough to check whether the lease holder died
   for (;;) {
     // Acquire: pairs with PublishResolved(); our frame's verdict is visible once the watermark passed it.
     uint64_t r = res.load(std::memory_order_acquire);
     if (r >= end) return Status::Ok();
-    if (TryAcquireLease()) {
+    if (TryAcquireLease(suspect)) {
       Status s = Status::Ok();
       ResolveLoop(end, own_frame);
       // The walk stops short of our own (committed) frame only where the log ahead of it is damaged.
@@ -103,6 +106,9 @@ Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
       sched_yield();
       continue;
     }
+    int64_t now = clock::MonotonicNanos();
+    if (waiting_since == 0) waiting_since = now;
+    suspect = now - waiting_since > 1'000'000;
     // Park until the watermark moves (or 1 ms, to re-check the holder's liveness).
     std::atomic_ref<uint32_t> waiters(ctl_->waiters);
     waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -114,10 +120,25 @@ Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
   }
 }
 
-void Log::HelpResolve() {
-  if (resolved() >= tail()) return;
-  if (!TryAcquireLease()) return;
-  ResolveLoop(0);
+void Log::HelpResolve(Help help) {
+  const uint64_t r = resolved();
+  if (r >= tail()) return;
+  if (help == Help::kCheap) {
+    // The cheap kind of help, with no system call: resolve a committed frame when nobody holds the role. A
+    // frame still being written is its writer's to resolve; taking the lease here would make it spin.
+    uint64_t pos = r % seg_size_ == 0 ? r + kSegmentHeaderSize : r;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    if (!base) return;
+    uint64_t s = StateAt(base + pos % seg_size_).load(std::memory_order_acquire);
+    if (s == 0 || StateInProgress(s) || A(ctl_->lease).load(std::memory_order_relaxed) != 0) return;
+    if (!TryAcquireLease(false)) return;
+    ResolveLoop(0);
+  } else {
+    // Take the role over from a dead holder; when unblocking, also wait out (or pad) the frame at the
+    // watermark, whose writer may have died.
+    if (!TryAcquireLease(true)) return;
+    ResolveLoop(help == Help::kUnblock ? r + 1 : 0);
+  }
   ReleaseLease();
   WakeWaiters(ctl_);
 }
@@ -146,7 +167,7 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
       int64_t now = clock::MonotonicNanos();
       if (stall_start == 0) {
         stall_start = now;
-        next_liveness_check = now + 20'000;
+        next_liveness_check = now + 200'000;
       }
       bool dead = false;
       if (now >= next_liveness_check) {

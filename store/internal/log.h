@@ -24,6 +24,8 @@ struct ReadCursor {
   uint64_t frame = 0;
   uint64_t from = 0;
   bool positioned = false;  // false: `from` is set, `frame` is found on the first read
+  uint64_t stall_at = ~0ull;  // watermark seen without progress, and since when
+  int64_t stall_since = 0;
 };
 
 // Header-only filter: a set of event types (none set: all) and a stream-name prefix.
@@ -48,8 +50,13 @@ class Log {
   // ---- resolver (resolver.cc)
   // Returns once the resolved watermark is at or past `end` (resolving frames itself when the role is free).
   Status WaitResolved(uint64_t end, uint64_t own_frame = format::kNoPosition);
-  // Resolves what is committed, if the role is free; never waits on a stalled frame. For readers.
-  void HelpResolve();
+  // How much a reader helps the resolver:
+  //   kCheap     resolve a committed frame when the role is free; no system call, never waits (poll loops)
+  //   kTakeOver  also take the role over from a dead holder; never waits on a live writer (one-shot reads)
+  //   kUnblock   also wait out or pad the frame at the watermark whose writer died or stalled past the
+  //              unblock timeout (a subscriber that has seen no progress for a millisecond)
+  enum class Help { kCheap, kTakeOver, kUnblock };
+  void HelpResolve(Help help = Help::kTakeOver);
 
   // ---- reading (reader.cc)
   // Calls visit for each accepted event at or after `from`, up to the resolved watermark.
@@ -110,7 +117,7 @@ class Log {
   void PrepareSegment(uint64_t index);
 
   // resolver.cc
-  bool TryAcquireLease();
+  bool TryAcquireLease(bool check_dead);
   void ReleaseLease();
   void Repair();
   // Resolves frames from the watermark on. Stops at the tail, or at a frame still in progress when
