@@ -323,7 +323,7 @@ static_assert(sizeof(TimeIndexSlot) == 16);
 //  |  heartbeat_ns (i64, wall clock)                               | 104
 //  |  type_filter (4 x u64: bit t set = event type t; all 0 = any) | 112
 //  +-------------------------------+-------------------------------+
-//  |  prefix_length (u16)          |  reserved (6 bytes)           | 144
+//  |  prefix_length (u16)          | kind (u8) | reserved (5 bytes)| 144
 //  +-------------------------------+-------------------------------+
 //  |  stream prefix (64 bytes, zero-padded)                        | 152
 //  |  parked (u64), created_at_ns (i64), reserved (24 bytes)       | 216
@@ -331,6 +331,8 @@ static_assert(sizeof(TimeIndexSlot) == 16);
 inline constexpr uint32_t kMaxSubscriptionName = 56;
 inline constexpr uint32_t kMaxStreamPrefix = 64;
 inline constexpr uint64_t kSubscriptionSlots = 128;
+inline constexpr uint8_t kSubscriptionSingle = 0;
+inline constexpr uint8_t kSubscriptionGroup = 1;
 struct SubscriptionSlot {
   uint32_t state;
   uint32_t name_length;
@@ -343,7 +345,8 @@ struct SubscriptionSlot {
   int64_t heartbeat_ns;
   uint64_t type_filter[4];
   uint16_t prefix_length;
-  uint8_t reserved0[6];
+  uint8_t kind;            // kSubscriptionSingle or kSubscriptionGroup
+  uint8_t reserved0[5];
   char prefix[kMaxStreamPrefix];
   uint64_t parked;
   int64_t created_at_ns;
@@ -358,6 +361,7 @@ static_assert(offsetof(SubscriptionSlot, member_token) == 96);
 static_assert(offsetof(SubscriptionSlot, heartbeat_ns) == 104);
 static_assert(offsetof(SubscriptionSlot, type_filter) == 112);
 static_assert(offsetof(SubscriptionSlot, prefix_length) == 144);
+static_assert(offsetof(SubscriptionSlot, kind) == 146);
 static_assert(offsetof(SubscriptionSlot, prefix) == 152);
 static_assert(offsetof(SubscriptionSlot, parked) == 216);
 static_assert(offsetof(SubscriptionSlot, created_at_ns) == 224);

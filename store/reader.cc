@@ -256,8 +256,6 @@ void Log::WaitForResolved(uint64_t position, int strategy, int64_t timeout_ns) c
   }
 }
 
-namespace {
-
 // Locates and checks the record at `pos`: its frame must be a resolved, accepted, sane DATA frame.
 bool ViewAt(const Log& log, uint64_t pos, EventView* v) {
   const uint64_t S = log.segment_size();
@@ -284,8 +282,6 @@ bool ViewAt(const Log& log, uint64_t pos, EventView* v) {
   MakeView(f, pos - r->frame_offset, r->frame_offset, v);
   return true;
 }
-
-}  // namespace
 
 StreamInfo Log::GetStream(std::string_view stream) const {
   internal::Hash128 h = internal::HashStream(stream);

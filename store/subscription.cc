@@ -10,6 +10,7 @@
 #include "ipc/clock.h"
 #include "ipc/liveness.h"
 #include "ipc/region.h"
+#include "store/internal/admin_lock.h"
 #include "store/internal/log.h"
 
 namespace hfe::store {
@@ -21,35 +22,23 @@ namespace {
 std::atomic_ref<uint64_t> A(uint64_t& v) { return std::atomic_ref<uint64_t>(v); }
 std::atomic_ref<uint32_t> A32(uint32_t& v) { return std::atomic_ref<uint32_t>(v); }
 
-// Holds the store's admin flock (subscription creation, deletion, attach) for its lifetime.
-class AdminLock {
- public:
-  explicit AdminLock(const std::string& dir) {
-    auto fd = ipc::OpenSecure(dir + "/admin.lock", true, 0600);
-    if (fd.ok()) {
-      fd_ = *fd;
-      ::flock(fd_, LOCK_EX);
-    }
-  }
-  ~AdminLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  int fd_ = -1;
-};
-
 std::string_view SlotName(const SubscriptionSlot& s) {
   return std::string_view(s.name, std::min<uint32_t>(s.name_length, kMaxSubscriptionName));
 }
 
-SubscriptionSlot* FindSlot(Log& log, std::string_view name) {
+}  // namespace
+
+SubscriptionSlot* FindSubscriptionSlot(Log& log, std::string_view name) {
   SubscriptionSlot* table = log.subscription_table();
   for (uint64_t i = 0; i < log.subscription_slots(); ++i) {
     if (A32(table[i].state).load(std::memory_order_acquire) == 1 && SlotName(table[i]) == name) return &table[i];
   }
   return nullptr;
 }
+
+namespace {
+
+SubscriptionSlot* FindSlot(Log& log, std::string_view name) { return FindSubscriptionSlot(log, name); }
 
 std::vector<uint32_t> TypesOf(const SubscriptionSlot& s) {
   std::vector<uint32_t> t;
@@ -95,8 +84,11 @@ Result<std::unique_ptr<Subscription>> Subscription::Open(EventStore& store, std:
     types[t >> 6] |= 1ull << (t & 63);
   }
   Log& log = store.log();
-  AdminLock lock(log.dir());
+  internal::AdminLock lock(log.dir());
   SubscriptionSlot* slot = FindSlot(log, name);
+  if (slot && slot->kind == kSubscriptionGroup) {
+    return FailedPrecondition("\"" + std::string(name) + "\" is a consumer group; join it as a group member");
+  }
   if (slot) {
     bool same = std::memcmp(slot->type_filter, types, sizeof types) == 0 &&
                 std::string_view(slot->prefix, std::min<uint16_t>(slot->prefix_length, kMaxStreamPrefix)) == o.stream_prefix;
@@ -219,6 +211,7 @@ Result<std::vector<SubscriptionInfo>> Subscription::List(const EventStore& store
     info.member_alive = m != 0 && liveness::IsAlive(m);
     info.types = TypesOf(s);
     info.stream_prefix.assign(s.prefix, std::min<uint16_t>(s.prefix_length, kMaxStreamPrefix));
+    info.group = s.kind == kSubscriptionGroup;
     out.push_back(std::move(info));
   }
   return out;
@@ -226,9 +219,12 @@ Result<std::vector<SubscriptionInfo>> Subscription::List(const EventStore& store
 
 Status Subscription::Delete(EventStore& store, std::string_view name) {
   Log& log = store.log();
-  AdminLock lock(log.dir());
+  internal::AdminLock lock(log.dir());
   SubscriptionSlot* slot = FindSlot(log, name);
   if (!slot) return NotFound("no subscription \"" + std::string(name) + "\" in '" + log.dir() + "'");
+  if (slot->kind == kSubscriptionGroup) {
+    return FailedPrecondition("\"" + std::string(name) + "\" is a consumer group; groups are not deleted yet");
+  }
   uint64_t m = A(slot->member_token).load(std::memory_order_acquire);
   if (m != 0 && m != liveness::SelfToken() && liveness::IsAlive(m)) {
     return FailedPrecondition("subscription \"" + std::string(name) + "\" is attached by pid " +

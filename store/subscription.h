@@ -29,7 +29,8 @@ enum class WaitStrategy { kSpin, kYield, kPark };
 
 struct SubscriptionOptions {
   std::vector<uint32_t> types;   // event type numbers to deliver; empty: all
-  std::string stream_prefix;     // deliver only streams whose name starts with it; empty: all
+  std::string stream_prefix;     // deliver only streams whose name starts with it; empty: all but the
+                                 // store's own streams, whose names start with '$' (e.g. parked events)
   enum class Start { kBeginning, kEnd, kPosition, kTimestamp } start = Start::kBeginning;
   uint64_t position = 0;         // with kPosition
   int64_t timestamp_ns = 0;      // with kTimestamp: the first event that occurred at or after it
@@ -47,6 +48,7 @@ struct SubscriptionInfo {
   bool member_alive = false;
   std::vector<uint32_t> types;
   std::string stream_prefix;
+  bool group = false;           // a consumer group (see consumer_group.h): members and parked are its own
 };
 
 struct SubscriptionState;

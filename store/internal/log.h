@@ -28,16 +28,24 @@ struct ReadCursor {
   int64_t stall_since = 0;
 };
 
-// Header-only filter: a set of event types (none set: all) and a stream-name prefix.
+// Header-only filter: a set of event types (none set: all) and a stream-name prefix. Streams whose names
+// start with '$' are the store's own (parked events): only a prefix that starts with '$' selects them.
 struct EventFilter {
   uint64_t types[4] = {0, 0, 0, 0};
   std::string_view prefix;
   bool AnyType() const { return (types[0] | types[1] | types[2] | types[3]) == 0; }
   bool Matches(uint32_t type, std::string_view stream) const {
     if (!AnyType() && (type >= 256 || !(types[type >> 6] >> (type & 63) & 1))) return false;
+    if (!stream.empty() && stream[0] == '$' && (prefix.empty() || prefix[0] != '$')) return false;
     return stream.substr(0, prefix.size()) == prefix;
   }
 };
+
+class Log;
+// The active subscription slot named `name`, or null (subscription.cc).
+format::SubscriptionSlot* FindSubscriptionSlot(Log& log, std::string_view name);
+// Locates and checks the accepted record at `pos` (reader.cc); false when there is none.
+bool ViewAt(const Log& log, uint64_t pos, EventView* v);
 
 class Log {
  public:

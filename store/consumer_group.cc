@@ -1,0 +1,445 @@
+// Consumer groups: the group file, the dispatcher role (election, rebalancing, dispatch) and the member
+// loop (handle, retry, park, ack). See consumer_group.h for the guarantees and group_format.h for the bytes.
+#include "store/consumer_group.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "ipc/clock.h"
+#include "ipc/liveness.h"
+#include "ipc/region.h"
+#include "ring/spsc_ring.h"
+#include "schemas/events_generated.h"
+#include "store/group_format.h"
+#include "store/internal/admin_lock.h"
+#include "store/internal/hash.h"
+#include "store/internal/log.h"
+
+namespace hfe::store {
+
+using namespace group_format;
+using WorkRing = ring::SpscRing<Work>;
+
+namespace {
+
+std::atomic_ref<uint64_t> A(uint64_t& v) { return std::atomic_ref<uint64_t>(v); }
+std::atomic_ref<int64_t> A(int64_t& v) { return std::atomic_ref<int64_t>(v); }
+std::atomic_ref<uint8_t> A(uint8_t& v) { return std::atomic_ref<uint8_t>(v); }
+
+std::string GroupPath(const Log& log, std::string_view name) { return log.dir() + "/groups/" + std::string(name) + ".grp"; }
+
+uint8_t* RingMemory(GroupHeader* h, uint32_t member) {
+  return reinterpret_cast<uint8_t*>(h) + kGroupHeaderSize + member * h->ring_bytes;
+}
+
+}  // namespace
+
+struct GroupState {
+  EventStore* store = nullptr;
+  Log* log = nullptr;
+  std::string name;
+  ipc::MappedFile file;
+  GroupHeader* h = nullptr;
+  format::SubscriptionSlot* slot = nullptr;
+  uint32_t me = 0;
+  uint64_t token = 0;
+  std::optional<WorkRing> inbox;              // this member's ring, consumer side
+  std::array<uint64_t, kMaxPartitions> done{};  // per partition: position after the newest handled here
+  // Dispatcher state (meaningful while leading).
+  bool leading = false;
+  std::array<std::optional<WorkRing>, kMaxMembers> outbox;  // producer side of every member's ring
+  std::array<uint64_t, kMaxMembers> outbox_token{};
+  std::array<int64_t, kMaxMembers> next_liveness_check{};
+  std::array<bool, kMaxPartitions> paused{};
+  ReadCursor cursor;
+  EventFilter filter;
+  std::string prefix;
+  int64_t next_leader_check = 0;
+  flatbuffers::FlatBufferBuilder parked_builder;
+
+  uint32_t Partition(std::string_view stream) const {
+    return static_cast<uint32_t>(internal::HashStream(stream).lo % h->partitions);
+  }
+};
+
+GroupMember::GroupMember(std::unique_ptr<GroupState> s) : s_(std::move(s)) {}
+
+GroupMember::~GroupMember() {
+  if (!s_) return;
+  internal::AdminLock lock(s_->log->dir());
+  uint64_t mine = s_->token;
+  A(s_->h->members[s_->me].token).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  uint64_t lead = s_->token;
+  A(s_->h->leader).compare_exchange_strong(lead, 0, std::memory_order_acq_rel);
+}
+
+int GroupMember::index() const { return static_cast<int>(s_->me); }
+bool GroupMember::dispatching() const { return s_->leading; }
+
+Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::string_view name, const GroupOptions& o) {
+  if (name.empty() || name.size() > format::kMaxSubscriptionName || name.find('/') != std::string_view::npos) {
+    return InvalidArgument("group name must be 1.." + std::to_string(format::kMaxSubscriptionName) +
+                           " bytes without '/', found \"" + std::string(name) + "\"");
+  }
+  if (o.partitions < 1 || o.partitions > kMaxPartitions) {
+    return InvalidArgument("partitions must be 1.." + std::to_string(kMaxPartitions) + ", found " + std::to_string(o.partitions));
+  }
+  if (o.stream_prefix.size() > 64) return InvalidArgument("stream prefix must be at most 64 bytes");
+  uint64_t types[4] = {0, 0, 0, 0};
+  for (uint32_t t : o.types) {
+    if (t == 0 || t >= 256) return InvalidArgument("event type " + std::to_string(t) + " is out of range 1..255");
+    types[t >> 6] |= 1ull << (t & 63);
+  }
+  Log& log = store.log();
+  internal::AdminLock lock(log.dir());
+  auto st = std::make_unique<GroupState>();
+  st->store = &store;
+  st->log = &log;
+  st->name = std::string(name);
+  st->token = liveness::SelfToken();
+  std::string path = GroupPath(log, name);
+  if (::mkdir((log.dir() + "/groups").c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus("mkdir '" + log.dir() + "/groups'", errno);
+  }
+  struct stat sb;
+  if (::lstat(path.c_str(), &sb) != 0) {
+    // Create the group: its subscription slot (so listings show it) and its file.
+    if (FindSubscriptionSlot(log, name)) {
+      return FailedPrecondition("\"" + std::string(name) + "\" is a single-member subscription, not a group");
+    }
+    format::SubscriptionSlot* table = log.subscription_table();
+    format::SubscriptionSlot* slot = nullptr;
+    for (uint64_t i = 0; i < log.subscription_slots() && !slot; ++i) {
+      if (std::atomic_ref<uint32_t>(table[i].state).load(std::memory_order_acquire) == 0) slot = &table[i];
+    }
+    if (!slot) return ResourceExhausted("the store's subscription table is full; delete a subscription first");
+    uint64_t start = 0;
+    if (o.start == SubscriptionOptions::Start::kEnd) start = log.resolved();
+    if (o.start == SubscriptionOptions::Start::kPosition) start = o.position;
+    if (o.start == SubscriptionOptions::Start::kTimestamp) {
+      auto p = log.PositionAtTime(o.timestamp_ns);
+      if (!p.ok()) return p.status();
+      start = *p;
+    }
+    const uint64_t ring_bytes = format::AlignUp(WorkRing::BytesFor(o.ring_capacity), 4096);
+    const size_t size = kGroupHeaderSize + kMaxMembers * ring_bytes;
+    std::string tmp = path + ".tmp";
+    ::unlink(tmp.c_str());
+    {
+      auto f = ipc::MappedFile::Create(tmp, size, {0600, true});
+      if (!f.ok()) return f.status();
+      auto* h = reinterpret_cast<GroupHeader*>(f->data());
+      ipc::InitHeader(h, size, kGroupMagic, kGroupHeaderSize);
+      h->partitions = o.partitions;
+      h->max_members = kMaxMembers;
+      h->ring_capacity = o.ring_capacity;
+      h->ring_bytes = ring_bytes;
+      h->liveness_timeout_ns = std::max<int64_t>(1, o.liveness_timeout_ms) * 1'000'000;
+      std::memcpy(h->type_filter, types, sizeof types);
+      h->prefix_length = static_cast<uint16_t>(o.stream_prefix.size());
+      std::memcpy(h->prefix, o.stream_prefix.data(), o.stream_prefix.size());
+      h->retry_budget = std::max<uint32_t>(1, o.retry_budget);
+      h->dispatch_position = start;
+      h->start_position = start;
+      std::memset(h->owner, kNoOwner, sizeof h->owner);
+      for (uint32_t p = 0; p < kMaxPartitions; ++p) h->acked[p] = h->dispatched[p] = start;
+      for (uint32_t m = 0; m < kMaxMembers; ++m) {
+        auto r = WorkRing::Create(RingMemory(h, m), ring_bytes, o.ring_capacity);
+        if (!r.ok()) return r.status();
+      }
+      ipc::Publish(h, kGroupLayoutVersion);
+      if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename '" + tmp + "'", errno);
+    }
+    std::memset(static_cast<void*>(slot), 0, sizeof *slot);
+    slot->name_length = static_cast<uint32_t>(name.size());
+    std::memcpy(slot->name, name.data(), name.size());
+    slot->cursor = start;
+    slot->start_position = start;
+    std::memcpy(slot->type_filter, types, sizeof types);
+    slot->prefix_length = static_cast<uint16_t>(o.stream_prefix.size());
+    std::memcpy(slot->prefix, o.stream_prefix.data(), o.stream_prefix.size());
+    slot->kind = format::kSubscriptionGroup;
+    slot->created_at_ns = clock::WallNanos();
+    std::atomic_ref<uint32_t>(slot->state).store(1, std::memory_order_release);
+  }
+  auto f = ipc::AttachRegion(path, kGroupMagic, kGroupLayoutVersion, 1'000'000'000, {0600, true});
+  if (!f.ok()) return f.status();
+  st->file = std::move(*f);
+  st->h = reinterpret_cast<GroupHeader*>(st->file.data());
+  GroupHeader* h = st->h;
+  // The file is shared memory: check its geometry before using an offset.
+  if (h->partitions < 1 || h->partitions > kMaxPartitions || h->max_members != kMaxMembers ||
+      h->ring_bytes < WorkRing::BytesFor(h->ring_capacity) ||
+      kGroupHeaderSize + kMaxMembers * h->ring_bytes != st->file.size()) {
+    return DataLoss("group file '" + path + "' is damaged (geometry); remove it to recreate the group");
+  }
+  if (std::memcmp(h->type_filter, types, sizeof types) != 0 ||
+      std::string_view(h->prefix, std::min<uint16_t>(h->prefix_length, 64)) != o.stream_prefix) {
+    return FailedPrecondition("group \"" + std::string(name) + "\" exists with another filter; join with the same one");
+  }
+  st->slot = FindSubscriptionSlot(log, name);
+  if (!st->slot || st->slot->kind != format::kSubscriptionGroup) {
+    return DataLoss("group \"" + std::string(name) + "\" has a file but no subscription slot; remove its file");
+  }
+  // Take a free member slot, or one whose process is gone. A process is one member (one liveness token).
+  for (uint32_t m = 0; m < kMaxMembers; ++m) {
+    if (A(h->members[m].token).load(std::memory_order_acquire) == st->token) {
+      return FailedPrecondition("this process is already a member of group \"" + std::string(name) + "\"");
+    }
+  }
+  int chosen = -1;
+  for (uint32_t m = 0; m < kMaxMembers && chosen < 0; ++m) {
+    uint64_t t = A(h->members[m].token).load(std::memory_order_acquire);
+    if (t == 0 || (t != st->token && !liveness::IsAlive(t))) chosen = static_cast<int>(m);
+  }
+  if (chosen < 0) return ResourceExhausted("group \"" + std::string(name) + "\" has 16 live members already");
+  st->me = static_cast<uint32_t>(chosen);
+  MemberSlot& ms = h->members[st->me];
+  auto inbox = WorkRing::Create(RingMemory(h, st->me), h->ring_bytes, h->ring_capacity);  // a fresh, empty queue
+  if (!inbox.ok()) return inbox.status();
+  st->inbox.emplace(std::move(*inbox));
+  ms.handled = ms.failed = ms.parked = 0;
+  A(ms.heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
+  // Release: the dispatcher that sees this token also sees the fresh ring.
+  A(ms.token).store(st->token, std::memory_order_release);
+  for (uint32_t p = 0; p < kMaxPartitions; ++p) st->done[p] = 0;
+  st->prefix.assign(h->prefix, std::min<uint16_t>(h->prefix_length, 64));
+  std::memcpy(st->filter.types, h->type_filter, sizeof st->filter.types);
+  st->filter.prefix = st->prefix;
+  return std::unique_ptr<GroupMember>(new GroupMember(std::move(st)));
+}
+
+// ------------------------------------------------------------------------------------------ dispatcher
+namespace {
+
+// Takes the dispatcher role when it is free or its holder is dead or silent. Liveness is read from /proc
+// at most every 100 ms.
+bool TryLead(GroupState& s, int64_t now) {
+  GroupHeader* h = s.h;
+  uint64_t leader = A(h->leader).load(std::memory_order_acquire);
+  if (leader == s.token) return true;
+  if (now < s.next_leader_check) return false;
+  s.next_leader_check = now + 100'000'000;
+  bool vacant = leader == 0 || !liveness::IsAlive(leader) ||
+                clock::WallNanos() - A(h->leader_heartbeat_ns).load(std::memory_order_relaxed) > h->liveness_timeout_ns;
+  if (!vacant) return false;
+  if (!A(h->leader).compare_exchange_strong(leader, s.token, std::memory_order_acq_rel)) return false;
+  A(h->leader_heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
+  s.leading = false;  // (re)initialised by Rebalance
+  return true;
+}
+
+// Membership, assignment and rewinds. Called by the dispatcher on every poll.
+void Rebalance(GroupState& s, int64_t now) {
+  GroupHeader* h = s.h;
+  const int64_t wall = clock::WallNanos();
+  bool force = !s.leading;
+  // Who is alive: a member whose process is gone or that has been silent past the timeout leaves.
+  std::array<bool, kMaxMembers> live{};
+  for (uint32_t m = 0; m < kMaxMembers; ++m) {
+    MemberSlot& ms = h->members[m];
+    uint64_t t = A(ms.token).load(std::memory_order_acquire);
+    if (t == 0) continue;
+    bool ok = wall - A(ms.heartbeat_ns).load(std::memory_order_relaxed) <= h->liveness_timeout_ns;
+    if (ok && t != s.token && now >= s.next_liveness_check[m]) {
+      ok = liveness::IsAlive(t);
+      s.next_liveness_check[m] = now + 100'000'000;
+    }
+    if (!ok) {
+      A(ms.token).compare_exchange_strong(t, 0, std::memory_order_acq_rel);
+      continue;
+    }
+    live[m] = true;
+    if (s.outbox_token[m] != t) {
+      // A new member (or a new process in a slot): its ring was created fresh when it joined.
+      auto r = WorkRing::Attach(RingMemory(h, m), h->ring_bytes);
+      if (r.ok()) s.outbox[m].emplace(std::move(*r));
+      s.outbox_token[m] = t;
+    }
+  }
+  std::vector<uint32_t> members;
+  for (uint32_t m = 0; m < kMaxMembers; ++m) {
+    if (live[m]) members.push_back(m);
+  }
+  if (members.empty()) return;
+  bool rewind = force;
+  for (uint32_t p = 0; p < h->partitions; ++p) {
+    uint32_t target = members[p % members.size()];
+    uint32_t cur = A(h->owner[p]).load(std::memory_order_relaxed);
+    s.paused[p] = false;
+    if (cur == target) continue;
+    if (cur >= kMaxMembers || !live[cur]) {
+      // Unassigned, or its owner died: everything it did not ack goes to the new owner.
+      A(h->dispatched[p]).store(A(h->acked[p]).load(std::memory_order_acquire), std::memory_order_relaxed);
+      A(h->owner[p]).store(static_cast<uint8_t>(target), std::memory_order_release);
+      rewind = true;
+      A(h->epoch).fetch_add(1, std::memory_order_relaxed);
+    } else if (A(h->acked[p]).load(std::memory_order_acquire) >= A(h->dispatched[p]).load(std::memory_order_relaxed)) {
+      // A live owner that has drained the partition hands it to a newcomer.
+      A(h->owner[p]).store(static_cast<uint8_t>(target), std::memory_order_release);
+      A(h->epoch).fetch_add(1, std::memory_order_relaxed);
+    } else {
+      s.paused[p] = true;  // wait for its owner to finish what it was given
+    }
+  }
+  if (rewind) {
+    uint64_t from = A(h->dispatch_position).load(std::memory_order_relaxed);
+    for (uint32_t p = 0; p < h->partitions; ++p) from = std::min(from, A(h->acked[p]).load(std::memory_order_acquire));
+    s.cursor = ReadCursor{};
+    s.cursor.from = from;
+  }
+  s.leading = true;
+}
+
+size_t Dispatch(GroupState& s, size_t budget) {
+  GroupHeader* h = s.h;
+  size_t pushed = 0;
+  const uint32_t epoch = static_cast<uint32_t>(A(h->epoch).load(std::memory_order_relaxed));
+  auto r = s.log->ReadBatch(s.cursor, budget, s.filter, [&](const EventView& e) {
+    uint32_t p = s.Partition(e.stream);
+    if (e.position < A(h->dispatched[p]).load(std::memory_order_relaxed)) return true;  // given out before
+    if (s.paused[p]) return false;
+    uint32_t o = A(h->owner[p]).load(std::memory_order_relaxed);
+    if (o >= kMaxMembers || !s.outbox[o]) return false;
+    if (!s.outbox[o]->TryPush(Work{e.position, p, epoch})) return false;  // that member is full: later
+    A(h->dispatched[p]).store(e.position + 1, std::memory_order_release);
+    ++pushed;
+    return true;
+  });
+  (void)r;
+  A(h->dispatch_position).store(s.cursor.positioned ? s.cursor.from : A(h->dispatch_position).load(), std::memory_order_relaxed);
+  // The group's durable cursor, for listings: everything before the lowest partition cursor is acked.
+  uint64_t low = ~0ull;
+  for (uint32_t p = 0; p < h->partitions; ++p) low = std::min(low, A(h->acked[p]).load(std::memory_order_acquire));
+  A(s.slot->cursor).store(low, std::memory_order_release);
+  return pushed;
+}
+
+// Appends a ParkedEvent describing `e` and `error` to "$parked-<group>".
+Status Park(GroupState& s, const EventView& e, const Status& error, int attempts) {
+  auto& b = s.parked_builder;
+  b.Clear();
+  schema::Uuid id(e.id.hi, e.id.lo);
+  auto body = schema::CreateParkedEventDirect(b, s.name.c_str(), e.position, std::string(e.stream).c_str(), e.type,
+                                              &id, error.ToString().c_str(), attempts, getpid());
+  std::string stream = "$parked-" + s.name;
+  schema::Uuid env_id(EventId::Random().hi, EventId::Random().lo);
+  auto env = schema::CreateEnvelopeDirect(b, &env_id, stream.c_str(), "parked", clock::WallNanos(), 1, &id, &id,
+                                          nullptr, schema::EventBody::ParkedEvent, body.Union());
+  schema::FinishEnvelopeBuffer(b, env);
+  // The parked record's id derives from the original's, so a member that dies after parking and before
+  // acking parks it again idempotently.
+  EventData d{EventId{e.id.hi ^ 0x5041524b45440000ull, e.id.lo}, static_cast<uint32_t>(schema::EventBody::ParkedEvent),
+              0, std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
+  auto r = s.store->Append(stream, ExpectedVersion::Any(), {&d, 1});
+  return r.status();
+}
+
+}  // namespace
+
+Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
+  GroupState& s = *s_;
+  GroupHeader* h = s.h;
+  const int64_t now = clock::MonotonicNanos();
+  MemberSlot& ms = h->members[s.me];
+  if (A(ms.token).load(std::memory_order_acquire) != s.token) {
+    return FailedPrecondition("this member of group \"" + s.name + "\" was declared dead (silent past the liveness " +
+                              "timeout); its partitions moved on: join again");
+  }
+  A(ms.heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
+  if (TryLead(s, now)) {
+    A(h->leader_heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
+    Rebalance(s, now);
+    Dispatch(s, 4 * max);
+  } else {
+    s.leading = false;
+  }
+  // Handle this member's queue, in order.
+  size_t handled = 0;
+  Work w;
+  EventView v;
+  while (handled < max && s.inbox->TryPop(&w)) {
+    if (w.partition >= h->partitions) continue;  // scribbled work item
+    uint32_t p = w.partition;
+    if (A(h->owner[p]).load(std::memory_order_acquire) != s.me) continue;    // moved to another member
+    if (w.position < A(h->acked[p]).load(std::memory_order_acquire) || w.position < s.done[p]) continue;
+    if (!ViewAt(*s.log, w.position, &v)) {
+      // Not an accepted event (a scribbled work item): nothing to deliver, but the partition moves on.
+      if (w.position < s.log->resolved()) A(h->acked[p]).store(w.position + 1, std::memory_order_release);
+      continue;
+    }
+    Status st;
+    int attempts = 0;
+    for (; attempts < static_cast<int>(h->retry_budget); ++attempts) {
+      st = handle(v);
+      if (st.ok()) break;
+      A(ms.failed).fetch_add(1, std::memory_order_relaxed);
+      if (attempts + 1 < static_cast<int>(h->retry_budget)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100 << attempts));  // backoff
+      }
+    }
+    if (!st.ok()) {
+      HFE_RETURN_IF_ERROR(Park(s, v, st, attempts));
+      A(ms.parked).fetch_add(1, std::memory_order_relaxed);
+      A(s.slot->parked).fetch_add(1, std::memory_order_relaxed);
+    }
+    // Release: pairs with the dispatcher's acquire; the handler's effects precede the ack.
+    A(h->acked[p]).store(w.position + 1, std::memory_order_release);
+    s.done[p] = w.position + 1;
+    A(ms.handled).fetch_add(1, std::memory_order_relaxed);
+    ++handled;
+  }
+  if (handled) {
+    A(s.slot->delivered).fetch_add(handled, std::memory_order_relaxed);
+    A(s.slot->acked).fetch_add(handled, std::memory_order_relaxed);
+  }
+  return handled;
+}
+
+void GroupMember::Wait(int64_t timeout_ns) {
+  // Work arrives through the ring from the dispatcher, which may be another process: wait in short
+  // steps (1 ms at most), on the log's watermark when this member dispatches.
+  int64_t step = std::min<int64_t>(timeout_ns, 1'000'000);
+  if (s_->leading) {
+    s_->log->WaitForResolved(s_->cursor.positioned ? s_->cursor.frame : s_->cursor.from, 2, step);
+  } else {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(step));
+  }
+}
+
+Result<GroupInfo> GroupMember::Info(const EventStore& store, std::string_view name) {
+  Log& log = const_cast<EventStore&>(store).log();
+  auto f = ipc::AttachRegion(GroupPath(log, name), kGroupMagic, kGroupLayoutVersion, 0, {0600, false});
+  if (!f.ok()) return f.status();
+  auto* h = reinterpret_cast<GroupHeader*>(f->data());
+  if (f->size() < kGroupHeaderSize || h->partitions < 1 || h->partitions > kMaxPartitions) {
+    return DataLoss("group file of \"" + std::string(name) + "\" is damaged");
+  }
+  GroupInfo info;
+  info.name = std::string(name);
+  info.cursor = ~0ull;
+  for (uint32_t p = 0; p < h->partitions; ++p) info.cursor = std::min(info.cursor, A(h->acked[p]).load());
+  for (uint32_t m = 0; m < kMaxMembers; ++m) {
+    uint64_t t = A(h->members[m].token).load();
+    if (t != 0 && liveness::IsAlive(t)) ++info.members;
+    info.handled += h->members[m].handled;
+    info.failed += h->members[m].failed;
+    info.parked += h->members[m].parked;
+  }
+  uint64_t leader = A(h->leader).load();
+  info.leader_pid = leader && liveness::IsAlive(leader) ? liveness::TokenPid(leader) : 0;
+  info.dispatch_position = A(h->dispatch_position).load();
+  return info;
+}
+
+Status GroupMember::ReadParked(const EventStore& store, std::string_view group, const EventStore::Visitor& visit) {
+  return store.ReadStream("$parked-" + std::string(group), 0, visit);
+}
+
+}  // namespace hfe::store
