@@ -34,6 +34,17 @@ std::atomic_ref<uint8_t> A(uint8_t& v) { return std::atomic_ref<uint8_t>(v); }
 
 std::string GroupPath(const Log& log, std::string_view name) { return log.dir() + "/groups/" + std::string(name) + ".grp"; }
 
+// Everything before this position is acknowledged: partitions with work outstanding hold it at their acked
+// cursor; the others are caught up to where the dispatcher reads.
+uint64_t GroupCursor(GroupHeader* h) {
+  uint64_t low = std::atomic_ref<uint64_t>(h->dispatch_position).load(std::memory_order_acquire);
+  for (uint32_t p = 0; p < h->partitions; ++p) {
+    uint64_t acked = std::atomic_ref<uint64_t>(h->acked[p]).load(std::memory_order_acquire);
+    if (acked < std::atomic_ref<uint64_t>(h->dispatched[p]).load(std::memory_order_acquire)) low = std::min(low, acked);
+  }
+  return low;
+}
+
 uint8_t* RingMemory(GroupHeader* h, uint32_t member) {
   return reinterpret_cast<uint8_t*>(h) + kGroupHeaderSize + member * h->ring_bytes;
 }
@@ -269,6 +280,8 @@ void Rebalance(GroupState& s, int64_t now) {
   }
   if (members.empty()) return;
   bool rewind = force;
+  uint64_t rewind_to = A(h->dispatch_position).load(std::memory_order_relaxed);
+  if (force) rewind_to = GroupCursor(h);  // a new dispatcher: what its predecessor left unacked
   for (uint32_t p = 0; p < h->partitions; ++p) {
     uint32_t target = members[p % members.size()];
     uint32_t cur = A(h->owner[p]).load(std::memory_order_relaxed);
@@ -276,7 +289,9 @@ void Rebalance(GroupState& s, int64_t now) {
     if (cur == target) continue;
     if (cur >= kMaxMembers || !live[cur]) {
       // Unassigned, or its owner died: everything it did not ack goes to the new owner.
-      A(h->dispatched[p]).store(A(h->acked[p]).load(std::memory_order_acquire), std::memory_order_relaxed);
+      uint64_t acked = A(h->acked[p]).load(std::memory_order_acquire);
+      if (acked < A(h->dispatched[p]).load(std::memory_order_relaxed)) rewind_to = std::min(rewind_to, acked);
+      A(h->dispatched[p]).store(acked, std::memory_order_relaxed);
       A(h->owner[p]).store(static_cast<uint8_t>(target), std::memory_order_release);
       rewind = true;
       A(h->epoch).fetch_add(1, std::memory_order_relaxed);
@@ -289,10 +304,8 @@ void Rebalance(GroupState& s, int64_t now) {
     }
   }
   if (rewind) {
-    uint64_t from = A(h->dispatch_position).load(std::memory_order_relaxed);
-    for (uint32_t p = 0; p < h->partitions; ++p) from = std::min(from, A(h->acked[p]).load(std::memory_order_acquire));
     s.cursor = ReadCursor{};
-    s.cursor.from = from;
+    s.cursor.from = rewind_to;
   }
   s.leading = true;
 }
@@ -314,10 +327,7 @@ size_t Dispatch(GroupState& s, size_t budget) {
   });
   (void)r;
   A(h->dispatch_position).store(s.cursor.positioned ? s.cursor.from : A(h->dispatch_position).load(), std::memory_order_relaxed);
-  // The group's durable cursor, for listings: everything before the lowest partition cursor is acked.
-  uint64_t low = ~0ull;
-  for (uint32_t p = 0; p < h->partitions; ++p) low = std::min(low, A(h->acked[p]).load(std::memory_order_acquire));
-  A(s.slot->cursor).store(low, std::memory_order_release);
+  A(s.slot->cursor).store(GroupCursor(h), std::memory_order_release);  // for listings
   return pushed;
 }
 
@@ -402,6 +412,43 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
   return handled;
 }
 
+Result<GroupMember::ReplayResult> GroupMember::ReplayParked(const Handler& handle) {
+  GroupState& s = *s_;
+  ReplayResult res;
+  const std::string stream = "$parked-" + s.name;
+  const uint64_t end = s.store->GetStream(stream).next_version;  // not the ones re-parked by this replay
+  std::vector<uint64_t> originals;
+  uint64_t from = A(s.h->parked_replayed).load(std::memory_order_acquire);
+  Status st = s.store->ReadStream(stream, from, [&](const EventView& v) {
+    if (v.version >= end) return false;
+    const schema::Envelope* env = nullptr;
+    flatbuffers::Verifier ver(v.payload.data(), v.payload.size());
+    if (schema::VerifyEnvelopeBuffer(ver)) env = schema::GetEnvelope(v.payload.data());
+    const schema::ParkedEvent* p = env ? env->body_as_ParkedEvent() : nullptr;
+    originals.push_back(p ? p->original_position() : ~0ull);
+    return true;
+  });
+  HFE_RETURN_IF_ERROR(st);
+  EventView original;
+  for (uint64_t pos : originals) {
+    ++res.replayed;
+    if (pos != ~0ull && ViewAt(*s.log, pos, &original)) {
+      Status h = handle(original);
+      if (h.ok()) {
+        ++res.succeeded;
+      } else {
+        // A fresh id for the re-parked record: the first one is already in the parked stream.
+        EventView again = original;
+        again.id = EventId{original.id.hi ^ (from + res.replayed), original.id.lo ^ 0x52455041524bull};
+        HFE_RETURN_IF_ERROR(Park(s, again, h, 1));
+        ++res.reparked;
+      }
+    }
+    A(s.h->parked_replayed).store(from + res.replayed, std::memory_order_release);
+  }
+  return res;
+}
+
 void GroupMember::Wait(int64_t timeout_ns) {
   // Work arrives through the ring from the dispatcher, which may be another process: wait in short
   // steps (1 ms at most), on the log's watermark when this member dispatches.
@@ -423,8 +470,7 @@ Result<GroupInfo> GroupMember::Info(const EventStore& store, std::string_view na
   }
   GroupInfo info;
   info.name = std::string(name);
-  info.cursor = ~0ull;
-  for (uint32_t p = 0; p < h->partitions; ++p) info.cursor = std::min(info.cursor, A(h->acked[p]).load());
+  info.cursor = GroupCursor(h);
   for (uint32_t m = 0; m < kMaxMembers; ++m) {
     uint64_t t = A(h->members[m].token).load();
     if (t != 0 && liveness::IsAlive(t)) ++info.members;

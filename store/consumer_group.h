@@ -65,6 +65,15 @@ class GroupMember {
   // The parked events of a group, oldest first (views of the ParkedEvent records).
   static Status ReadParked(const EventStore& store, std::string_view group, const EventStore::Visitor& visit);
 
+  struct ReplayResult {
+    uint64_t replayed = 0;  // parked events handed to the handler again
+    uint64_t succeeded = 0;
+    uint64_t reparked = 0;  // failed again: parked anew (after the others)
+  };
+  // Sends the events parked so far (not yet replayed) through `handle`, in order; a failure parks the event
+  // again. Durable: a replay interrupted midway resumes after the last replayed one.
+  Result<ReplayResult> ReplayParked(const Handler& handle);
+
   // Dispatches (when this member holds the role) and handles up to `max` events from this member's queue.
   // Returns how many were handled or parked.
   Result<size_t> Poll(const Handler& handle, size_t max = 256);

@@ -69,7 +69,8 @@ struct GroupHeader {
   uint64_t dispatch_position;       //  272  where the dispatcher reads the log next
   uint64_t epoch;                   //  280  bumped on every change of assignment
   uint64_t start_position;          //  288
-  uint8_t pad1[512 - 296];
+  uint64_t parked_replayed;         //  296  versions of "$parked-<group>" already replayed
+  uint8_t pad1[512 - 304];
   uint8_t owner[kMaxPartitions];    //  512  member index per partition, kNoOwner when unassigned
   uint8_t pad2[1024 - 768];
   uint64_t acked[kMaxPartitions];       // 1024  atomic each
@@ -88,6 +89,7 @@ static_assert(offsetof(GroupHeader, leader) == 256);
 static_assert(offsetof(GroupHeader, dispatch_position) == 272);
 static_assert(offsetof(GroupHeader, epoch) == 280);
 static_assert(offsetof(GroupHeader, start_position) == 288);
+static_assert(offsetof(GroupHeader, parked_replayed) == 296);
 static_assert(offsetof(GroupHeader, owner) == 512);
 static_assert(offsetof(GroupHeader, acked) == 1024);
 static_assert(offsetof(GroupHeader, dispatched) == 3072);

@@ -11,6 +11,7 @@
 
 #include "handlers/envelope.h"
 #include "ipc/clock.h"
+#include "store/consumer_group.h"
 #include "store/subscription.h"
 #include "tools/cli_common.h"
 #include "tools/json_codec.h"
@@ -22,10 +23,13 @@ volatile std::sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
 struct HandleArgs {
-  std::string subscription, types, prefix, from = "beginning", wait = "park", handlers = "print";
+  std::string subscription, group, types, prefix, from = "beginning", wait = "park", handlers = "print";
   uint64_t max_events = 0;
   int64_t idle_exit_ms = 0;
 };
+
+// A consumer group of a subscription is named "<subscription>@<group>".
+std::string GroupName(const HandleArgs& a) { return a.subscription + "@" + a.group; }
 
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
@@ -72,8 +76,23 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   if (!codec.ok()) return Fail(codec.status());
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
-  auto sub = store::Subscription::Open(**s, a.subscription, o);
-  if (!sub.ok()) return Fail(sub.status());
+  std::unique_ptr<store::Subscription> sub;
+  std::unique_ptr<store::GroupMember> member;
+  if (a.group.empty()) {
+    auto r = store::Subscription::Open(**s, a.subscription, o);
+    if (!r.ok()) return Fail(r.status());
+    sub = std::move(*r);
+  } else {
+    store::GroupOptions go;
+    go.types = o.types;
+    go.stream_prefix = o.stream_prefix;
+    go.start = o.start;
+    go.position = o.position;
+    go.timestamp_ns = o.timestamp_ns;
+    auto r = store::GroupMember::Join(**s, GroupName(a), go);
+    if (!r.ok()) return Fail(r.status());
+    member = std::move(*r);
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
@@ -103,10 +122,13 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   };
   while (!g_stop) {
     size_t budget = a.max_events ? std::min<uint64_t>(256, a.max_events - handled) : 256;
-    auto n = (*sub)->Poll(visit, budget);
+    Result<size_t> n = sub ? sub->Poll(visit, budget)
+                           : member->Poll([&](const store::EventView& e) {
+                               return visit(e) ? Status::Ok() : Status(StatusCode::kUnavailable, "event limit reached");
+                             }, budget);
     if (!n.ok()) return Fail(n.status());
     std::fflush(stdout);
-    (*sub)->AckDelivered();  // after the handlers: at-least-once
+    if (sub) sub->AckDelivered();  // after the handlers: at-least-once (group members ack per event)
     int64_t now = clock::MonotonicNanos();
     if (count && now - last_report > 1'000'000'000) {
       report();
@@ -118,7 +140,8 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
       continue;
     }
     if (a.idle_exit_ms > 0 && now - idle_since > a.idle_exit_ms * 1'000'000) break;
-    (*sub)->Wait(100'000'000);
+    if (sub) sub->Wait(100'000'000);
+    else member->Wait(1'000'000);
   }
   if (count) report();
   return 0;
@@ -130,28 +153,68 @@ int ListSubscriptions(const GlobalOptions& g) {
   auto list = store::Subscription::List(**s);
   if (!list.ok()) return Fail(list.status());
   nlohmann::json arr = nlohmann::json::array();
-  for (const auto& i : *list) {
+  for (auto i : *list) {
+    uint64_t parked = i.parked;
+    int members = i.member_alive ? 1 : 0;
+    if (i.group) {
+      auto gi = store::GroupMember::Info(**s, i.name);
+      if (gi.ok()) {
+        members = gi->members;
+        parked = gi->parked;
+        i.cursor = gi->cursor;
+      }
+    }
     std::vector<std::string> types;
     for (uint32_t t : i.types) types.push_back(handlers::EventTypeName(t) ? handlers::EventTypeName(t) : std::to_string(t));
+    uint64_t resolved = (*s)->ResolvedPosition();
+    i.lag_bytes = resolved > i.cursor ? resolved - i.cursor : 0;
     nlohmann::json j{{"name", i.name},
                      {"cursor", i.cursor},
                      {"lag_bytes", i.lag_bytes},
                      {"delivered", i.delivered},
                      {"acked", i.acked},
-                     {"members", i.member_alive ? 1 : 0},
-                     {"member_pid", i.member_pid},
-                     {"parked", i.parked},
+                     {"kind", i.group ? "group" : "single"},
+                     {"members", members},
+                     {"member_pid", i.group ? 0 : i.member_pid},
+                     {"parked", parked},
                      {"types", types},
                      {"stream_prefix", i.stream_prefix}};
     if (g.json) arr.push_back(j);
     else
-      std::printf("%-24s cursor %-12llu lag %-10llu bytes  members %d%s  delivered %llu  acked %llu  parked %llu\n",
-                  i.name.c_str(), static_cast<unsigned long long>(i.cursor), static_cast<unsigned long long>(i.lag_bytes),
-                  i.member_alive ? 1 : 0, i.member_alive ? (" (pid " + std::to_string(i.member_pid) + ")").c_str() : "",
-                  static_cast<unsigned long long>(i.delivered), static_cast<unsigned long long>(i.acked),
-                  static_cast<unsigned long long>(i.parked));
+      std::printf("%-24s %-6s cursor %-12llu lag %-10llu bytes  members %d  delivered %llu  acked %llu  parked %llu\n",
+                  i.name.c_str(), i.group ? "group" : "single", static_cast<unsigned long long>(i.cursor),
+                  static_cast<unsigned long long>(i.lag_bytes), members, static_cast<unsigned long long>(i.delivered),
+                  static_cast<unsigned long long>(i.acked), static_cast<unsigned long long>(parked));
   }
   if (g.json) std::cout << arr.dump() << "\n";
+  return 0;
+}
+
+int Parked(const GlobalOptions& g, const HandleArgs& a, bool replay) {
+  auto codec = JsonCodec::Create();
+  if (!codec.ok()) return Fail(codec.status());
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  if (!replay) {
+    std::string line;
+    Status st = store::GroupMember::ReadParked(**s, GroupName(a), [&](const store::EventView& e) {
+      line = (*codec)->Decode(e).dump() + "\n";
+      return std::fwrite(line.data(), 1, line.size(), stdout) == line.size();
+    });
+    return st.ok() ? 0 : Fail(st);
+  }
+  // Replay through the print handler as a member of the group (the group must exist).
+  auto m = store::GroupMember::Join(**s, GroupName(a), {});
+  if (!m.ok()) return Fail(m.status());
+  auto r = (*m)->ReplayParked([&](const store::EventView& e) {
+    std::string line = (*codec)->Decode(e).dump() + "\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    return Status::Ok();
+  });
+  if (!r.ok()) return Fail(r.status());
+  std::fprintf(stderr, "replayed %llu parked event(s): %llu handled, %llu parked again\n",
+               static_cast<unsigned long long>(r->replayed), static_cast<unsigned long long>(r->succeeded),
+               static_cast<unsigned long long>(r->reparked));
   return 0;
 }
 
@@ -161,6 +224,7 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
   auto a = std::make_shared<HandleArgs>();
   auto* h = app.add_subcommand("handle", "attach a handler process to a durable subscription");
   h->add_option("--subscription", a->subscription, "subscription name (created on first use)")->required();
+  h->add_option("--group", a->group, "join consumer group G of the subscription (several processes share it)");
   h->add_option("--types", a->types, "event types to receive, comma-separated (default: all)");
   h->add_option("--stream-prefix", a->prefix, "only streams whose name starts with this");
   h->add_option("--from", a->from, "where a new subscription starts: beginning, end, a position, an ISO 8601 time")
@@ -173,6 +237,13 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });
   app.add_subcommand("subscriptions", "list subscriptions: cursor, lag, members, delivered, acked, parked")
       ->callback([&g, &rc] { rc = ListSubscriptions(g); });
+  auto pa = std::make_shared<HandleArgs>();
+  auto replay = std::make_shared<bool>(false);
+  auto* p = app.add_subcommand("parked", "list a consumer group's parked events (JSON lines), or replay them");
+  p->add_option("--subscription", pa->subscription, "subscription name")->required();
+  p->add_option("--group", pa->group, "consumer group")->required();
+  p->add_flag("--replay", *replay, "send the parked events through the print handler again");
+  p->callback([&g, &rc, pa, replay] { rc = Parked(g, *pa, *replay); });
 }
 
 }  // namespace hfe::tools

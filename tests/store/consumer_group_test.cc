@@ -178,6 +178,26 @@ TEST(ConsumerGroupTest, FailingEventsAreParkedWithTheirErrorAndTheRestAcked) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(10u, info->parked);
   EXPECT_EQ(100u, info->handled);
+
+  // Replay: the first half succeeds now (the service came back for them), the rest fails and is re-parked.
+  int calls = 0;
+  auto r = (*m)->ReplayParked([&](const EventView& e) {
+    ++calls;
+    EXPECT_EQ("bad-", e.stream.substr(0, 4));
+    return calls <= 5 ? Status::Ok() : Status(StatusCode::kUnavailable, "still down");
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(10u, r->replayed);
+  EXPECT_EQ(5u, r->succeeded);
+  EXPECT_EQ(5u, r->reparked);
+  // A second replay sees only the 5 re-parked ones.
+  auto r2 = (*m)->ReplayParked([](const EventView&) { return Status::Ok(); });
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(5u, r2->replayed);
+  EXPECT_EQ(5u, r2->succeeded);
+  auto r3 = (*m)->ReplayParked([](const EventView&) { return Status::Ok(); });
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(0u, r3->replayed);
 }
 
 TEST(ConsumerGroupTest, RefusesSecondMembershipInOneProcessAndMismatchedFilter) {

@@ -9,6 +9,8 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -212,6 +214,40 @@ TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
   CliRun bad = Cli(S() + "handle --subscription x --types NotAType --handler print");
   EXPECT_EQ(1, bad.code);
   EXPECT_NE(std::string::npos, bad.err.find("unknown event type 'NotAType'"));
+}
+
+TEST_F(CliTest, TwoGroupMembersShareTheWorkWithoutLossOrDisorder) {
+  ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 100").code);
+  uint64_t total = Events();
+  std::string out1 = dir_.Sub("m1.jsonl"), out2 = dir_.Sub("m2.jsonl");
+  std::string member = std::string(HFE_CLI_PATH) + " " + S() +
+                       "handle --subscription audit --group workers --handler print --idle-exit-ms 1500";
+  std::string both = "(" + member + " > " + out1 + " 2>/dev/null & " + member + " > " + out2 + " 2>/dev/null & wait)";
+  ASSERT_EQ(0, std::system(both.c_str()));
+  std::set<std::string> ids;
+  size_t lines = 0;
+  for (const auto& f : {out1, out2}) {
+    std::ifstream in(f);
+    std::map<std::string, int64_t> last;
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      ids.insert(j["event_id"].get<std::string>());
+      ++lines;
+      auto& v = last.try_emplace(j["stream"].get<std::string>(), -1).first->second;
+      EXPECT_GT(j["version"].get<int64_t>(), v) << "stream " << j["stream"] << " out of order in " << f;
+      v = j["version"].get<int64_t>();
+    }
+  }
+  EXPECT_EQ(total, ids.size());  // every event handled by one of the members
+  EXPECT_EQ(total, lines);       // and by one only
+  auto list = nlohmann::json::parse(Cli(S() + "--json subscriptions").out);
+  ASSERT_EQ(1u, list.size());
+  EXPECT_EQ("audit@workers", list[0]["name"]);
+  EXPECT_EQ("group", list[0]["kind"]);
+  EXPECT_EQ(0u, list[0]["lag_bytes"].get<uint64_t>());
+  CliRun parked = Cli(S() + "parked --subscription audit --group workers");
+  EXPECT_EQ(0, parked.code) << parked.err;
+  EXPECT_EQ(0, Lines(parked.out));
 }
 
 }  // namespace
