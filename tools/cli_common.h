@@ -34,5 +34,6 @@ Result<std::unique_ptr<store::EventStore>> OpenStore(const GlobalOptions& g, boo
 void AddStoreVerbs(CLI::App& app, GlobalOptions& g, int& rc);
 void AddSimulateVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc);
+void AddBenchVerb(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace hfe::tools

@@ -250,4 +250,40 @@ TEST_F(CliTest, TwoGroupMembersShareTheWorkWithoutLossOrDisorder) {
   EXPECT_EQ(0, Lines(parked.out));
 }
 
+// The shape users script against: one JSON object, a machine object, and results with the names, keys and
+// baselines the suite promises. (Figures are checked for presence and sign, never for speed.)
+TEST_F(CliTest, BenchQuickJsonHasEveryResult) {
+  CliRun r = Cli("--json bench --quick --rounds 1 --no-plots --out " + dir_.Sub("bench"));
+  ASSERT_EQ(0, r.code) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"cpu", "cores", "kernel", "governor"}) EXPECT_TRUE(j["machine"].contains(key)) << key;
+  std::map<std::string, nlohmann::json> by;
+  for (const auto& res : j["results"]) by[res["name"].get<std::string>()] = res;
+  for (const char* name : {"rtt_128", "oneway_128", "rtt_128_park", "oneway_128_park"}) {
+    ASSERT_TRUE(by.count(name)) << name;
+    const auto& res = by[name];
+    for (const char* k : {"p50", "p90", "p99", "p999", "p9999", "max"}) {
+      EXPECT_GT(res[k].get<double>(), 0) << name << " " << k;
+      EXPECT_EQ(res[k], res["pipeline"][k]);
+    }
+    EXPECT_LE(res["p50"].get<double>(), res["max"].get<double>());
+  }
+  for (const char* b : {"pingpong", "pipe", "unix_socketpair", "boost_message_queue", "moodycamel_threads"}) {
+    EXPECT_TRUE(by["rtt_128"]["baselines"].contains(b)) << b;
+    EXPECT_GT(by["rtt_128"]["baselines"][b]["p50"].get<double>(), 0) << b;
+  }
+  for (const char* name : {"throughput_1p1c_128", "throughput_2p1c_128", "throughput_1p3c_group_128",
+                           "append_full_semantics", "encode_append_128", "replay"}) {
+    ASSERT_TRUE(by.count(name)) << name;
+    EXPECT_GT(by[name]["events_per_s"].get<double>(), 0) << name;
+    EXPECT_GT(by[name]["baselines"]["memcpy"]["events_per_s"].get<double>(), 0) << name;
+  }
+  std::ifstream saved(dir_.Sub("bench") + "/results.json");
+  EXPECT_TRUE(saved.good());
+  std::ifstream hgrm(dir_.Sub("bench") + "/rtt_128_pipeline.hgrm");
+  std::string header;
+  ASSERT_TRUE(std::getline(hgrm, header));
+  EXPECT_NE(std::string::npos, header.find("Percentile"));
+}
+
 }  // namespace
