@@ -149,21 +149,26 @@ void BM_EncodeAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_EncodeAppend);
 
-// Reading everything from position 0 (zero-copy views), 1 M events of 128 bytes.
-void BM_ReadAll(benchmark::State& state) {
-  BenchStore bs;
+// Fills the store with `total` 128-byte events in batches of 64 over 1000 streams, types cycling 1..3.
+void Fill(BenchStore& bs, int64_t total, uint64_t id_hi) {
   std::vector<uint8_t> payload(128, 0x5a);
   store::EventData evs[64];
   uint64_t n = 0;
-  const int64_t total = state.range(0);
   for (int64_t k = 0; k < total / 64; ++k) {
     for (auto& e : evs) {
       e.type = 1 + (n % 3);
       e.payload = payload;
-      e.id = store::EventId{0x5000, ++n};
+      e.id = store::EventId{id_hi, ++n};
     }
     (void)bs.s->Append("request-" + std::to_string(k % 1000), store::ExpectedVersion::Any(), evs);
   }
+}
+
+// Reading everything from position 0 (zero-copy views), 1 M events of 128 bytes.
+void BM_ReadAll(benchmark::State& state) {
+  BenchStore bs;
+  const int64_t total = state.range(0);
+  Fill(bs, total, 0x5000);
   uint64_t sum = 0;
   store::EventStore::Visitor visit = [&](const store::EventView& v) {
     sum += v.payload[0] + v.type;
@@ -180,18 +185,8 @@ BENCHMARK(BM_ReadAll)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 // Replay through a subscription with a header filter (one event type in three delivered; no payload decode).
 void BM_ReplayFiltered(benchmark::State& state) {
   BenchStore bs;
-  std::vector<uint8_t> payload(128, 0x5a);
-  store::EventData evs[64];
-  uint64_t n = 0;
   const int64_t total = state.range(0);
-  for (int64_t k = 0; k < total / 64; ++k) {
-    for (auto& e : evs) {
-      e.type = 1 + (n % 3);
-      e.payload = payload;
-      e.id = store::EventId{0x6000, ++n};
-    }
-    (void)bs.s->Append("request-" + std::to_string(k % 1000), store::ExpectedVersion::Any(), evs);
-  }
+  Fill(bs, total, 0x6000);
   uint64_t sum = 0;
   store::EventStore::Visitor visit = [&](const store::EventView& v) {
     sum += v.payload[0];

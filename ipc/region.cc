@@ -88,6 +88,22 @@ MappedFile::~MappedFile() {
   fd_ = -1;
 }
 
+Result<MappedFile> MappedFile::Map(int fd, const std::string& path, size_t size, const FileOptions& opts) {
+  int flags = MAP_SHARED | (opts.populate ? MAP_POPULATE : 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus("mmap '" + path + "'", err);
+  }
+  MappedFile f;
+  f.data_ = static_cast<uint8_t*>(p);
+  f.size_ = size;
+  f.fd_ = fd;
+  f.path_ = path;
+  return f;
+}
+
 Result<MappedFile> MappedFile::Create(const std::string& path, size_t size, const FileOptions& opts) {
   auto fd = OpenSecure(path, /*create=*/true, opts.mode, /*exclusive=*/true);
   if (!fd.ok()) return fd.status();
@@ -97,19 +113,8 @@ Result<MappedFile> MappedFile::Create(const std::string& path, size_t size, cons
     ::unlink(path.c_str());
     return ErrnoStatus("ftruncate '" + path + "'", err);
   }
-  int flags = MAP_SHARED | (opts.populate ? MAP_POPULATE : 0);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, *fd, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
-    ::close(*fd);
-    ::unlink(path.c_str());
-    return ErrnoStatus("mmap '" + path + "'", err);
-  }
-  MappedFile f;
-  f.data_ = static_cast<uint8_t*>(p);
-  f.size_ = size;
-  f.fd_ = *fd;
-  f.path_ = path;
+  auto f = Map(*fd, path, size, opts);
+  if (!f.ok()) ::unlink(path.c_str());
   return f;
 }
 
@@ -136,19 +141,7 @@ Result<MappedFile> MappedFile::Open(const std::string& path, size_t min_size, co
     ::close(*fd);
     return DataLoss("'" + path + "' is empty; expected an hfevents store file (remove it and create the store again)");
   }
-  int flags = MAP_SHARED | (opts.populate ? MAP_POPULATE : 0);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, *fd, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
-    ::close(*fd);
-    return ErrnoStatus("mmap '" + path + "'", err);
-  }
-  MappedFile f;
-  f.data_ = static_cast<uint8_t*>(p);
-  f.size_ = size;
-  f.fd_ = *fd;
-  f.path_ = path;
-  return f;
+  return Map(*fd, path, size, opts);
 }
 
 Status MappedFile::Sync(size_t offset, size_t len) const {

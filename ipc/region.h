@@ -50,6 +50,9 @@ class MappedFile {
   Status Sync(size_t offset, size_t len) const;
 
  private:
+  // Maps all of `fd` (taking ownership of it; closed on failure).
+  static Result<MappedFile> Map(int fd, const std::string& path, size_t size, const FileOptions& opts);
+
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
   int fd_ = -1;

@@ -124,20 +124,11 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
     if (FindSubscriptionSlot(log, name)) {
       return FailedPrecondition("\"" + std::string(name) + "\" is a single-member subscription, not a group");
     }
-    format::SubscriptionSlot* table = log.subscription_table();
-    format::SubscriptionSlot* slot = nullptr;
-    for (uint64_t i = 0; i < log.subscription_slots() && !slot; ++i) {
-      if (std::atomic_ref<uint32_t>(table[i].state).load(std::memory_order_acquire) == 0) slot = &table[i];
-    }
+    format::SubscriptionSlot* slot = FreeSubscriptionSlot(log);
     if (!slot) return ResourceExhausted("the store's subscription table is full; delete a subscription first");
-    uint64_t start = 0;
-    if (o.start == SubscriptionOptions::Start::kEnd) start = log.resolved();
-    if (o.start == SubscriptionOptions::Start::kPosition) start = o.position;
-    if (o.start == SubscriptionOptions::Start::kTimestamp) {
-      auto p = log.PositionAtTime(o.timestamp_ns);
-      if (!p.ok()) return p.status();
-      start = *p;
-    }
+    auto started = StartPosition(log, o.start, o.position, o.timestamp_ns);
+    if (!started.ok()) return started.status();
+    const uint64_t start = *started;
     const uint64_t ring_bytes = format::AlignUp(WorkRing::BytesFor(o.ring_capacity), 4096);
     const size_t size = kGroupHeaderSize + kMaxMembers * ring_bytes;
     std::string tmp = path + ".tmp";
@@ -167,17 +158,7 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
       ipc::Publish(h, kGroupLayoutVersion);
       if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename '" + tmp + "'", errno);
     }
-    std::memset(static_cast<void*>(slot), 0, sizeof *slot);
-    slot->name_length = static_cast<uint32_t>(name.size());
-    std::memcpy(slot->name, name.data(), name.size());
-    slot->cursor = start;
-    slot->start_position = start;
-    std::memcpy(slot->type_filter, types, sizeof types);
-    slot->prefix_length = static_cast<uint16_t>(o.stream_prefix.size());
-    std::memcpy(slot->prefix, o.stream_prefix.data(), o.stream_prefix.size());
-    slot->kind = format::kSubscriptionGroup;
-    slot->created_at_ns = clock::WallNanos();
-    std::atomic_ref<uint32_t>(slot->state).store(1, std::memory_order_release);
+    PublishSubscriptionSlot(slot, name, start, types, o.stream_prefix, format::kSubscriptionGroup);
   }
   auto f = ipc::AttachRegion(path, kGroupMagic, kGroupLayoutVersion, 1'000'000'000, {0600, true});
   if (!f.ok()) return f.status();

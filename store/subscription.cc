@@ -28,6 +28,40 @@ std::string_view SlotName(const SubscriptionSlot& s) {
 
 }  // namespace
 
+SubscriptionSlot* FreeSubscriptionSlot(Log& log) {
+  SubscriptionSlot* table = log.subscription_table();
+  for (uint64_t i = 0; i < log.subscription_slots(); ++i) {
+    if (A32(table[i].state).load(std::memory_order_acquire) == 0) return &table[i];
+  }
+  return nullptr;
+}
+
+Result<uint64_t> StartPosition(const Log& log, SubscriptionOptions::Start start, uint64_t position, int64_t timestamp_ns) {
+  switch (start) {
+    case SubscriptionOptions::Start::kBeginning: return uint64_t{0};
+    case SubscriptionOptions::Start::kEnd: return log.resolved();
+    case SubscriptionOptions::Start::kPosition: return position;
+    case SubscriptionOptions::Start::kTimestamp: return log.PositionAtTime(timestamp_ns);
+  }
+  return uint64_t{0};
+}
+
+void PublishSubscriptionSlot(SubscriptionSlot* slot, std::string_view name, uint64_t start, const uint64_t types[4],
+                             std::string_view prefix, uint8_t kind) {
+  std::memset(static_cast<void*>(slot), 0, sizeof *slot);
+  slot->name_length = static_cast<uint32_t>(name.size());
+  std::memcpy(slot->name, name.data(), name.size());
+  slot->cursor = start;
+  slot->start_position = start;
+  std::memcpy(slot->type_filter, types, sizeof slot->type_filter);
+  slot->prefix_length = static_cast<uint16_t>(prefix.size());
+  std::memcpy(slot->prefix, prefix.data(), prefix.size());
+  slot->kind = kind;
+  slot->created_at_ns = clock::WallNanos();
+  // Release: pairs with FindSubscriptionSlot's acquire; the slot's fields are visible with its state.
+  A32(slot->state).store(1, std::memory_order_release);
+}
+
 SubscriptionSlot* FindSubscriptionSlot(Log& log, std::string_view name) {
   SubscriptionSlot* table = log.subscription_table();
   for (uint64_t i = 0; i < log.subscription_slots(); ++i) {
@@ -99,37 +133,14 @@ Result<std::unique_ptr<Subscription>> Subscription::Open(EventStore& store, std:
                                 "\"); use the same filter, or delete it first");
     }
   } else {
-    SubscriptionSlot* table = log.subscription_table();
-    for (uint64_t i = 0; i < log.subscription_slots() && !slot; ++i) {
-      if (A32(table[i].state).load(std::memory_order_acquire) == 0) slot = &table[i];
-    }
+    slot = FreeSubscriptionSlot(log);
     if (!slot) {
       return ResourceExhausted("the store holds " + std::to_string(log.subscription_slots()) +
                                " subscriptions already; delete one first");
     }
-    uint64_t start = 0;
-    switch (o.start) {
-      case SubscriptionOptions::Start::kBeginning: start = 0; break;
-      case SubscriptionOptions::Start::kEnd: start = log.resolved(); break;
-      case SubscriptionOptions::Start::kPosition: start = o.position; break;
-      case SubscriptionOptions::Start::kTimestamp: {
-        auto p = log.PositionAtTime(o.timestamp_ns);
-        if (!p.ok()) return p.status();
-        start = *p;
-        break;
-      }
-    }
-    std::memset(static_cast<void*>(slot), 0, sizeof *slot);
-    slot->name_length = static_cast<uint32_t>(name.size());
-    std::memcpy(slot->name, name.data(), name.size());
-    slot->cursor = start;
-    slot->start_position = start;
-    std::memcpy(slot->type_filter, types, sizeof types);
-    slot->prefix_length = static_cast<uint16_t>(o.stream_prefix.size());
-    std::memcpy(slot->prefix, o.stream_prefix.data(), o.stream_prefix.size());
-    slot->created_at_ns = clock::WallNanos();
-    // Release: pairs with FindSlot's acquire; the slot's fields are visible with its state.
-    A32(slot->state).store(1, std::memory_order_release);
+    auto start = StartPosition(log, o.start, o.position, o.timestamp_ns);
+    if (!start.ok()) return start.status();
+    PublishSubscriptionSlot(slot, name, *start, types, o.stream_prefix, kSubscriptionSingle);
   }
   // Attach as the member: free, or held by a process that died.
   uint64_t holder = A(slot->member_token).load(std::memory_order_acquire);

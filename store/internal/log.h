@@ -16,6 +16,7 @@
 #include "ipc/status.h"
 #include "store/event_store.h"
 #include "store/log_format.h"
+#include "store/subscription.h"
 
 namespace hfe::store {
 
@@ -42,8 +43,16 @@ struct EventFilter {
 };
 
 class Log;
-// The active subscription slot named `name`, or null (subscription.cc).
+// Subscription slots (subscription.cc; callers hold the admin lock to change them).
+// The active slot named `name`, or null; the first free slot, or null.
 format::SubscriptionSlot* FindSubscriptionSlot(Log& log, std::string_view name);
+format::SubscriptionSlot* FreeSubscriptionSlot(Log& log);
+// Where a new subscription starts: the beginning, the live end, a position, or the first event at or after
+// a time.
+Result<uint64_t> StartPosition(const Log& log, SubscriptionOptions::Start start, uint64_t position, int64_t timestamp_ns);
+// Fills a free slot and publishes it (its state is written last, with release).
+void PublishSubscriptionSlot(format::SubscriptionSlot* slot, std::string_view name, uint64_t start,
+                             const uint64_t types[4], std::string_view prefix, uint8_t kind);
 // Locates and checks the accepted record at `pos` (reader.cc); false when there is none.
 bool ViewAt(const Log& log, uint64_t pos, EventView* v);
 
