@@ -72,7 +72,6 @@ struct GroupState {
   EventFilter filter;
   std::string prefix;
   int64_t next_leader_check = 0;
-  flatbuffers::FlatBufferBuilder parked_builder;
 
   uint32_t Partition(std::string_view stream) const {
     return static_cast<uint32_t>(internal::HashStream(stream).lo % h->partitions);
@@ -312,26 +311,6 @@ size_t Dispatch(GroupState& s, size_t budget) {
   return pushed;
 }
 
-// Appends a ParkedEvent describing `e` and `error` to "$parked-<group>".
-Status Park(GroupState& s, const EventView& e, const Status& error, int attempts) {
-  auto& b = s.parked_builder;
-  b.Clear();
-  schema::Uuid id(e.id.hi, e.id.lo);
-  auto body = schema::CreateParkedEventDirect(b, s.name.c_str(), e.position, std::string(e.stream).c_str(), e.type,
-                                              &id, error.ToString().c_str(), attempts, getpid());
-  std::string stream = "$parked-" + s.name;
-  schema::Uuid env_id(EventId::Random().hi, EventId::Random().lo);
-  auto env = schema::CreateEnvelopeDirect(b, &env_id, stream.c_str(), "parked", clock::WallNanos(), 1, &id, &id,
-                                          nullptr, schema::EventBody::ParkedEvent, body.Union());
-  schema::FinishEnvelopeBuffer(b, env);
-  // The parked record's id derives from the original's, so a member that dies after parking and before
-  // acking parks it again idempotently.
-  EventData d{EventId{e.id.hi ^ 0x5041524b45440000ull, e.id.lo}, static_cast<uint32_t>(schema::EventBody::ParkedEvent),
-              0, std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
-  auto r = s.store->Append(stream, ExpectedVersion::Any(), {&d, 1});
-  return r.status();
-}
-
 }  // namespace
 
 Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
@@ -376,7 +355,7 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
       }
     }
     if (!st.ok()) {
-      HFE_RETURN_IF_ERROR(Park(s, v, st, attempts));
+      HFE_RETURN_IF_ERROR(Park(*s.store, s.name, v, st, attempts));
       A(ms.parked).fetch_add(1, std::memory_order_relaxed);
       A(s.slot->parked).fetch_add(1, std::memory_order_relaxed);
     }
@@ -421,7 +400,7 @@ Result<GroupMember::ReplayResult> GroupMember::ReplayParked(const Handler& handl
         // A fresh id for the re-parked record: the first one is already in the parked stream.
         EventView again = original;
         again.id = EventId{original.id.hi ^ (from + res.replayed), original.id.lo ^ 0x52455041524bull};
-        HFE_RETURN_IF_ERROR(Park(s, again, h, 1));
+        HFE_RETURN_IF_ERROR(Park(*s.store, s.name, again, h, 1));
         ++res.reparked;
       }
     }
@@ -463,6 +442,24 @@ Result<GroupInfo> GroupMember::Info(const EventStore& store, std::string_view na
   info.leader_pid = leader && liveness::IsAlive(leader) ? liveness::TokenPid(leader) : 0;
   info.dispatch_position = A(h->dispatch_position).load();
   return info;
+}
+
+Status GroupMember::Park(EventStore& store, std::string_view owner, const EventView& e, const Status& error, int attempts) {
+  flatbuffers::FlatBufferBuilder b(512);
+  schema::Uuid id(e.id.hi, e.id.lo);
+  const std::string owner_s(owner);
+  auto body = schema::CreateParkedEventDirect(b, owner_s.c_str(), e.position, std::string(e.stream).c_str(), e.type,
+                                              &id, error.ToString().c_str(), attempts, getpid());
+  const std::string stream = "$parked-" + owner_s;
+  EventId env = EventId::Random();
+  schema::Uuid env_id(env.hi, env.lo);
+  auto envelope = schema::CreateEnvelopeDirect(b, &env_id, stream.c_str(), "parked", clock::WallNanos(), 1, &id, &id,
+                                               nullptr, schema::EventBody::ParkedEvent, body.Union());
+  schema::FinishEnvelopeBuffer(b, envelope);
+  EventData d{EventId{e.id.hi ^ 0x5041524b45440000ull, e.id.lo ^ internal::HashBytes(owner, 0x7061726b)},
+              static_cast<uint32_t>(schema::EventBody::ParkedEvent), 0,
+              std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
+  return store.Append(stream, ExpectedVersion::Any(), {&d, 1}).status();
 }
 
 Status GroupMember::ReadParked(const EventStore& store, std::string_view group, const EventStore::Visitor& visit) {

@@ -64,6 +64,9 @@ class GroupMember {
   static Result<GroupInfo> Info(const EventStore& store, std::string_view group);
   // The parked events of a group, oldest first (views of the ParkedEvent records).
   static Status ReadParked(const EventStore& store, std::string_view group, const EventStore::Visitor& visit);
+  // Parks `e` for `owner` (a group, or a subscription's handler): appends a ParkedEvent with the error text to
+  // "$parked-<owner>". The record's id derives from the event's, so parking the same event twice is idempotent.
+  static Status Park(EventStore& store, std::string_view owner, const EventView& e, const Status& error, int attempts);
 
   struct ReplayResult {
     uint64_t replayed = 0;  // parked events handed to the handler again

@@ -93,6 +93,7 @@ struct SubscriptionState {
   ReadCursor reader;
   int strategy;
   uint64_t delivered_since_ack = 0;
+  uint64_t last_delivered = 0;  // position of the newest event delivered
 };
 
 Subscription::Subscription(std::unique_ptr<SubscriptionState> state) : s_(std::move(state)) {}
@@ -165,7 +166,12 @@ Result<std::unique_ptr<Subscription>> Subscription::Open(EventStore& store, std:
 }
 
 Result<size_t> Subscription::Poll(const EventStore::Visitor& visit, size_t max) {
-  auto n = s_->log->ReadBatch(s_->reader, max, s_->filter, visit);
+  SubscriptionState* st = s_.get();
+  auto n = s_->log->ReadBatch(s_->reader, max, s_->filter, [st, &visit](const EventView& e) {
+    if (!visit(e)) return false;
+    st->last_delivered = e.position;
+    return true;
+  });
   if (n.ok() && *n > 0) {
     s_->slot->delivered += *n;
     s_->delivered_since_ack += *n;
@@ -191,8 +197,13 @@ void Subscription::AckDelivered() {
 }
 
 void Subscription::Ack(uint64_t position) {
-  uint64_t to = std::min(position + 1, s_->reader.positioned ? s_->reader.from : position + 1);
+  const uint64_t delivered_to = s_->reader.positioned ? s_->reader.from : position + 1;
+  uint64_t to = std::min(position + 1, delivered_to);
   if (to > A(s_->slot->cursor).load(std::memory_order_relaxed)) A(s_->slot->cursor).store(to, std::memory_order_release);
+  if (position >= s_->last_delivered) {  // everything delivered so far is acknowledged
+    A(s_->slot->acked).fetch_add(s_->delivered_since_ack, std::memory_order_relaxed);
+    s_->delivered_since_ack = 0;
+  }
 }
 
 const std::string& Subscription::name() const { return s_->name; }

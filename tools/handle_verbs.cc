@@ -9,7 +9,15 @@
 #include <map>
 #include <sstream>
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "handlers/audit/audit_handler.h"
+#include "handlers/dispatcher.h"
 #include "handlers/envelope.h"
+#include "handlers/event_json.h"
 #include "ipc/clock.h"
 #include "store/consumer_group.h"
 #include "store/subscription.h"
@@ -23,9 +31,48 @@ volatile std::sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
 struct HandleArgs {
-  std::string subscription, group, types, prefix, from = "beginning", wait = "park", handlers = "print";
+  std::string subscription, group, types, prefix, from = "beginning", wait = "park", handlers = "print", out = ".";
   uint64_t max_events = 0;
   int64_t idle_exit_ms = 0;
+};
+
+// print: each event as a JSON line on stdout (the keys of `read`).
+class PrintHandler : public handlers::Handler {
+ public:
+  explicit PrintHandler(std::unique_ptr<handlers::EventJson> json) : json_(std::move(json)) {}
+  std::string_view name() const override { return "print"; }
+  Status Handle(const handlers::Event& e) override {
+    std::string line = json_->Line(e.view).dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size()) return IoError("stdout closed");
+    std::fflush(stdout);
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<handlers::EventJson> json_;
+};
+
+// count: a running count per event type, reported on stderr.
+class CountHandler : public handlers::Handler {
+ public:
+  std::string_view name() const override { return "count"; }
+  Status Handle(const handlers::Event& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counts_[e.type_name];
+    ++total_;
+    return Status::Ok();
+  }
+  void Report() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string r = "count:";
+    for (const auto& [t, n] : counts_) r += " " + t + "=" + std::to_string(n);
+    std::fprintf(stderr, "%s (total %llu)\n", r.c_str(), static_cast<unsigned long long>(total_));
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, uint64_t> counts_;
+  uint64_t total_ = 0;
 };
 
 // A consumer group of a subscription is named "<subscription>@<group>".
@@ -64,16 +111,28 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   o.wait = a.wait == "spin" ? store::WaitStrategy::kSpin
            : a.wait == "yield" ? store::WaitStrategy::kYield
                                : store::WaitStrategy::kPark;
-  bool print = false, count = false;
+  handlers::Registry registry;
+  std::shared_ptr<CountHandler> counter;
   for (const auto& h : Split(a.handlers)) {
-    if (h == "print") print = true;
-    else if (h == "count") count = true;
-    else return Fail("--handler: unknown handler '" + h + "' (built in: print, count)");
+    if (h == "print") {
+      auto json = handlers::EventJson::Create();
+      if (!json.ok()) return Fail(json.status());
+      registry.RegisterAll(std::make_shared<PrintHandler>(std::move(*json)));
+    } else if (h == "count") {
+      counter = std::make_shared<CountHandler>();
+      registry.RegisterAll(counter);
+    } else if (h == "audit") {
+      std::error_code ec;
+      std::filesystem::create_directories(a.out, ec);
+      auto audit = handlers::AuditHandler::Open({a.out + "/audit.jsonl"});
+      if (!audit.ok()) return Fail(audit.status());
+      registry.RegisterAll(*audit);
+    } else {
+      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit)");
+    }
   }
-  if (!print && !count) return Fail("--handler: name at least one handler (print, count)");
+  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit)");
 
-  auto codec = JsonCodec::Create();
-  if (!codec.ok()) return Fail(codec.status());
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
   std::unique_ptr<store::Subscription> sub;
@@ -96,27 +155,21 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
-  std::map<std::string, uint64_t> counts;
+  handlers::DispatcherOptions dopts;
+  dopts.parking_owner = a.group.empty() ? a.subscription : GroupName(a);
+  handlers::Dispatcher dispatcher(**s, registry, dopts);
   uint64_t handled = 0;
   int64_t last_report = clock::MonotonicNanos(), idle_since = clock::MonotonicNanos();
-  std::string line;
-  auto report = [&] {
-    std::string r = "count:";
-    for (const auto& [t, n] : counts) r += " " + t + "=" + std::to_string(n);
-    std::fprintf(stderr, "%s (total %llu)\n", r.c_str(), static_cast<unsigned long long>(handled));
+  // Every handler runs on the dispatcher's workers; the subscription is acknowledged only as far as all of
+  // them have finished (at-least-once; each handler's checkpoint drops what it already applied).
+  auto ack = [&] {
+    if (!sub) return;
+    uint64_t done = dispatcher.CompletedThrough();
+    if (done > 0) sub->Ack(done - 1);
   };
   store::EventStore::Visitor visit = [&](const store::EventView& e) {
-    // Returning false leaves the event unconsumed (delivered again): check the limit before handling it.
-    if (a.max_events != 0 && handled >= a.max_events) return false;
-    if (print) {
-      line = (*codec)->Decode(e).dump();
-      line += '\n';
-      std::fwrite(line.data(), 1, line.size(), stdout);
-    }
-    if (count) {
-      const char* name = handlers::EventTypeName(e.type);
-      ++counts[name ? name : "Unknown(" + std::to_string(e.type) + ")"];
-    }
+    if (a.max_events != 0 && handled >= a.max_events) return false;  // left for the next run
+    dispatcher.Dispatch(e);
     ++handled;
     return true;
   };
@@ -124,14 +177,15 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
     size_t budget = a.max_events ? std::min<uint64_t>(256, a.max_events - handled) : 256;
     Result<size_t> n = sub ? sub->Poll(visit, budget)
                            : member->Poll([&](const store::EventView& e) {
-                               return visit(e) ? Status::Ok() : Status(StatusCode::kUnavailable, "event limit reached");
+                               if (!visit(e)) return Status(StatusCode::kUnavailable, "event limit reached");
+                               dispatcher.Drain();  // a group member acks each event as it returns
+                               return Status::Ok();
                              }, budget);
     if (!n.ok()) return Fail(n.status());
-    std::fflush(stdout);
-    if (sub) sub->AckDelivered();  // after the handlers: at-least-once (group members ack per event)
+    ack();
     int64_t now = clock::MonotonicNanos();
-    if (count && now - last_report > 1'000'000'000) {
-      report();
+    if (counter && now - last_report > 1'000'000'000) {
+      counter->Report();
       last_report = now;
     }
     if (a.max_events && handled >= a.max_events) break;
@@ -143,7 +197,16 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
     if (sub) sub->Wait(100'000'000);
     else member->Wait(1'000'000);
   }
-  if (count) report();
+  dispatcher.Drain();
+  ack();
+  if (counter) counter->Report();
+  for (const auto& st : dispatcher.Stats()) {
+    if (st.failed || st.parked) {
+      std::fprintf(stderr, "handler %s: %llu processed, %llu failed attempts, %llu parked\n", st.handler.c_str(),
+                   static_cast<unsigned long long>(st.processed), static_cast<unsigned long long>(st.failed),
+                   static_cast<unsigned long long>(st.parked));
+    }
+  }
   return 0;
 }
 
@@ -231,7 +294,8 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->capture_default_str();
   h->add_option("--wait", a->wait, "wait strategy when idle")->check(CLI::IsMember({"spin", "yield", "park"}))
       ->capture_default_str();
-  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count")->capture_default_str();
+  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit")->capture_default_str();
+  h->add_option("--out", a->out, "directory for handler outputs (audit.jsonl)")->capture_default_str();
   h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
   h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });

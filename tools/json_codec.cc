@@ -2,7 +2,6 @@
 #include "tools/json_codec.h"
 
 #include "handlers/envelope.h"
-#include "ipc/clock.h"
 #include "schemas/events_schema_text.h"
 
 namespace hfe::tools {
@@ -10,12 +9,12 @@ namespace hfe::tools {
 Result<std::unique_ptr<JsonCodec>> JsonCodec::Create() {
   auto c = std::make_unique<JsonCodec>();
   c->parser_.opts.strict_json = true;
-  c->printer_.opts.strict_json = true;
-  c->printer_.opts.output_default_scalars_in_json = true;
-  c->printer_.opts.indent_step = -1;  // one line
-  if (!c->parser_.Parse(schema::kEventsSchemaText) || !c->printer_.Parse(schema::kEventsSchemaText)) {
+  if (!c->parser_.Parse(schema::kEventsSchemaText)) {
     return Status(StatusCode::kInternal, "embedded event schema does not parse: " + c->parser_.error_);
   }
+  auto printer = handlers::EventJson::Create();
+  if (!printer.ok()) return printer.status();
+  c->printer_ = std::move(*printer);
   return c;
 }
 
@@ -62,35 +61,6 @@ Result<std::vector<uint8_t>> JsonCodec::Encode(const std::string& stream, const 
                              parser_.builder_.GetBufferPointer() + parser_.builder_.GetSize());
   if (!handlers::VerifiedEnvelope(bytes)) return Status(StatusCode::kInternal, "encoded envelope fails verification");
   return bytes;
-}
-
-nlohmann::json JsonCodec::Decode(const store::EventView& v) {
-  nlohmann::json j;
-  j["position"] = v.position;
-  j["stream"] = std::string(v.stream);
-  j["version"] = v.version;
-  const char* name = handlers::EventTypeName(v.type);
-  j["type"] = name ? std::string(name) : "Unknown(" + std::to_string(v.type) + ")";
-  j["event_id"] = v.id.ToString();
-  j["occurred_at"] = clock::FormatIso8601(v.occurred_at_ns);
-  const schema::Envelope* env = handlers::VerifiedEnvelope(v.payload);
-  std::string text;
-  if (env && name && flatbuffers::GenerateText(printer_, v.payload.data(), &text)) {
-    auto parsed = nlohmann::json::parse(text, nullptr, false);
-    if (!parsed.is_discarded() && parsed.contains("body")) {
-      j["data"] = parsed["body"];
-      if (parsed.contains("correlation_id")) {
-        const auto& c = parsed["correlation_id"];
-        j["correlation_id"] = store::EventId{c.value("hi", 0ull), c.value("lo", 0ull)}.ToString();
-      }
-      return j;
-    }
-  }
-  j["data"] = nullptr;
-  j["payload_bytes"] = v.payload.size();
-  j["payload_note"] = env ? "event type unknown to this build: passed through undecoded"
-                          : "payload is not a verified Envelope";
-  return j;
 }
 
 }  // namespace hfe::tools

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "handlers/event_json.h"
 #include "ipc/status.h"
 #include "store/types.h"
 
@@ -23,11 +24,11 @@ class JsonCodec {
   Result<std::vector<uint8_t>> Encode(const std::string& stream, const std::string& type, const nlohmann::json& data,
                                       const store::EventId& id, int64_t occurred_at_ns);
   // One JSON object for a stored event: position, stream, version, type, event_id, occurred_at, data.
-  nlohmann::json Decode(const store::EventView& v);
+  nlohmann::json Decode(const store::EventView& v) { return printer_->Line(v); }
 
  private:
-  flatbuffers::Parser parser_;     // for encoding (holds the schema and builds buffers)
-  flatbuffers::Parser printer_;    // for decoding
+  flatbuffers::Parser parser_;                  // for encoding (holds the schema and builds buffers)
+  std::unique_ptr<handlers::EventJson> printer_;  // for decoding
 };
 
 }  // namespace hfe::tools

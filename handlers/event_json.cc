@@ -1,0 +1,73 @@
+// EventJson: envelope -> JSON with flatbuffers::GenerateText.
+#include "handlers/event_json.h"
+
+#include <cctype>
+
+#include "handlers/envelope.h"
+#include "ipc/clock.h"
+#include "schemas/events_schema_text.h"
+
+namespace hfe::handlers {
+
+Result<std::unique_ptr<EventJson>> EventJson::Create() {
+  auto j = std::make_unique<EventJson>();
+  j->printer_.opts.strict_json = true;
+  j->printer_.opts.output_default_scalars_in_json = true;
+  j->printer_.opts.indent_step = -1;
+  if (!j->printer_.Parse(schema::kEventsSchemaText)) {
+    return Status(StatusCode::kInternal, "embedded event schema does not parse: " + j->printer_.error_);
+  }
+  return j;
+}
+
+nlohmann::json EventJson::Body(std::span<const uint8_t> payload) {
+  const schema::Envelope* env = VerifiedEnvelope(payload);
+  if (!env || !EventTypeName(static_cast<uint32_t>(env->body_type()))) return nullptr;
+  std::string text;
+  if (!flatbuffers::GenerateText(printer_, payload.data(), &text)) return nullptr;
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded() || !parsed.contains("body")) return nullptr;
+  return parsed["body"];
+}
+
+nlohmann::json EventJson::Line(const store::EventView& v) {
+  nlohmann::json j;
+  j["position"] = v.position;
+  j["stream"] = std::string(v.stream);
+  j["version"] = v.version;
+  const char* name = EventTypeName(v.type);
+  j["type"] = name ? std::string(name) : "Unknown(" + std::to_string(v.type) + ")";
+  j["event_id"] = v.id.ToString();
+  j["occurred_at"] = clock::FormatIso8601(v.occurred_at_ns);
+  nlohmann::json body = Body(v.payload);
+  if (!body.is_null()) {
+    j["data"] = std::move(body);
+    const schema::Envelope* env = VerifiedEnvelope(v.payload);
+    if (env && env->correlation_id()) {
+      j["correlation_id"] = store::EventId{env->correlation_id()->hi(), env->correlation_id()->lo()}.ToString();
+    }
+    return j;
+  }
+  j["data"] = nullptr;
+  j["payload_bytes"] = v.payload.size();
+  j["payload_note"] = VerifiedEnvelope(v.payload) ? "event type unknown to this build: passed through undecoded"
+                                                  : "payload is not a verified Envelope";
+  return j;
+}
+
+std::string AuditEventType(std::string_view name) {
+  if (name.size() > 5 && name.substr(name.size() - 5) == "Event") name.remove_suffix(5);
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (i > 0 && std::isupper(static_cast<unsigned char>(c)) &&
+        (std::islower(static_cast<unsigned char>(name[i - 1])) ||
+         (i + 1 < name.size() && std::islower(static_cast<unsigned char>(name[i + 1]))))) {
+      out += '_';
+    }
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+}  // namespace hfe::handlers
