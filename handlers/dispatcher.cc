@@ -96,7 +96,21 @@ uint64_t Dispatcher::CompletedThrough() {
     s_->completed_through = s_->in_flight.front().view.position + 1;
     s_->in_flight.pop_front();
   }
-  return s_->completed_through;
+  uint64_t through = s_->completed_through;
+  for (const auto& slot : s_->slots) {
+    uint64_t durable = slot->handler->DurableThrough();
+    if (durable != UINT64_MAX) through = std::min(through, durable + 1);
+  }
+  return through;
+}
+
+Status Dispatcher::Flush() {
+  Status first = Status::Ok();
+  for (const auto& slot : s_->slots) {
+    Status st = slot->handler->Flush();
+    if (!st.ok() && first.ok()) first = st;
+  }
+  return first;
 }
 
 void Dispatcher::Drain() {

@@ -55,10 +55,12 @@ class Dispatcher {
   // handler serves, finish at once.
   void Dispatch(const store::EventView& view);
   // Position just after the newest event that, with every event dispatched before it, all its handlers have
-  // finished; 0 while none has.
+  // finished and made durable; 0 while none has.
   uint64_t CompletedThrough();
   // Waits until everything dispatched so far is finished.
   void Drain();
+  // Asks every handler to make what it handled durable (see Handler::Flush); returns the first error.
+  Status Flush();
   std::vector<HandlerStats> Stats() const;
 
  private:

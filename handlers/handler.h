@@ -44,6 +44,11 @@ class Handler {
   // The position of the newest event whose effect this handler has made durable (0: none). Events at or
   // before it are skipped when delivered again (after a crash of the handler process).
   virtual uint64_t Checkpoint() const { return 0; }
+  // The position through which this handler's effects are durable (UINT64_MAX: all it handled). The
+  // subscription is not acknowledged past it, so a crash redelivers what was only in memory.
+  virtual uint64_t DurableThrough() const { return UINT64_MAX; }
+  // Makes everything handled so far durable (called when the reader is idle and before exit).
+  virtual Status Flush() { return Status::Ok(); }
 };
 
 class Registry {

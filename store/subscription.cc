@@ -197,13 +197,15 @@ void Subscription::AckDelivered() {
 }
 
 void Subscription::Ack(uint64_t position) {
-  const uint64_t delivered_to = s_->reader.positioned ? s_->reader.from : position + 1;
-  uint64_t to = std::min(position + 1, delivered_to);
-  if (to > A(s_->slot->cursor).load(std::memory_order_relaxed)) A(s_->slot->cursor).store(to, std::memory_order_release);
-  if (position >= s_->last_delivered) {  // everything delivered so far is acknowledged
+  const uint64_t read_to = s_->reader.positioned ? s_->reader.from : position + 1;
+  uint64_t to = std::min(position + 1, read_to);
+  if (position >= s_->last_delivered) {
+    // Everything delivered so far is acknowledged: the cursor may also pass what the filter skipped after it.
+    to = std::max(to, read_to);
     A(s_->slot->acked).fetch_add(s_->delivered_since_ack, std::memory_order_relaxed);
     s_->delivered_since_ack = 0;
   }
+  if (to > A(s_->slot->cursor).load(std::memory_order_relaxed)) A(s_->slot->cursor).store(to, std::memory_order_release);
 }
 
 const std::string& Subscription::name() const { return s_->name; }

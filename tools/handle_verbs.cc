@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "handlers/audit/audit_handler.h"
+#include "handlers/monitoring/metrics_handler.h"
 #include "handlers/dispatcher.h"
 #include "handlers/envelope.h"
 #include "handlers/event_json.h"
@@ -32,6 +33,7 @@ void OnSignal(int) { g_stop = 1; }
 
 struct HandleArgs {
   std::string subscription, group, types, prefix, from = "beginning", wait = "park", handlers = "print", out = ".";
+  int metrics_port = 0;
   uint64_t max_events = 0;
   int64_t idle_exit_ms = 0;
 };
@@ -127,11 +129,20 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
       auto audit = handlers::AuditHandler::Open({a.out + "/audit.jsonl"});
       if (!audit.ok()) return Fail(audit.status());
       registry.RegisterAll(*audit);
+    } else if (h == "metrics") {
+      std::error_code ec;
+      std::filesystem::create_directories(a.out, ec);
+      handlers::MetricsOptions mo;
+      mo.path = a.out + "/metrics.prom";
+      mo.port = a.metrics_port;
+      auto metrics = handlers::MetricsHandler::Open(mo);
+      if (!metrics.ok()) return Fail(metrics.status());
+      registry.RegisterAll(*metrics);
     } else {
-      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit)");
+      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, metrics)");
     }
   }
-  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit)");
+  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit, metrics)");
 
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
@@ -193,11 +204,15 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
       idle_since = now;
       continue;
     }
+    // Idle: let handlers make what they hold durable, so the acknowledgement can catch up.
+    if (Status f = dispatcher.Flush(); !f.ok()) return Fail(f);
+    ack();
     if (a.idle_exit_ms > 0 && now - idle_since > a.idle_exit_ms * 1'000'000) break;
     if (sub) sub->Wait(100'000'000);
     else member->Wait(1'000'000);
   }
   dispatcher.Drain();
+  if (Status f = dispatcher.Flush(); !f.ok()) return Fail(f);
   ack();
   if (counter) counter->Report();
   for (const auto& st : dispatcher.Stats()) {
@@ -294,8 +309,9 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->capture_default_str();
   h->add_option("--wait", a->wait, "wait strategy when idle")->check(CLI::IsMember({"spin", "yield", "park"}))
       ->capture_default_str();
-  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit")->capture_default_str();
-  h->add_option("--out", a->out, "directory for handler outputs (audit.jsonl)")->capture_default_str();
+  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit, metrics")->capture_default_str();
+  h->add_option("--out", a->out, "directory for handler outputs (audit.jsonl, metrics.prom)")->capture_default_str();
+  h->add_option("--metrics-port", a->metrics_port, "serve GET /metrics on 127.0.0.1:PORT (metrics handler)");
   h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
   h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });
