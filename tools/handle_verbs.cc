@@ -3,6 +3,7 @@
 //                      [--wait spin|yield|park] --handler print,count [--max-events N] [--idle-exit-ms M]
 // Built-in handlers: print (each event as a JSON line on stdout, the keys of `read`) and count (a running
 // count per event type on stderr). Events are acknowledged after every handler ran on them.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -16,6 +17,8 @@
 
 #include "handlers/audit/audit_handler.h"
 #include "handlers/monitoring/metrics_handler.h"
+#include "handlers/monitoring/performance_handler.h"
+#include "handlers/notification/notification_handler.h"
 #include "handlers/dispatcher.h"
 #include "handlers/envelope.h"
 #include "handlers/event_json.h"
@@ -34,6 +37,8 @@ void OnSignal(int) { g_stop = 1; }
 struct HandleArgs {
   std::string subscription, group, types, prefix, from = "beginning", wait = "park", handlers = "print", out = ".";
   int metrics_port = 0;
+  std::string notify_hook;
+  double slow_ms = 5000;
   uint64_t max_events = 0;
   int64_t idle_exit_ms = 0;
 };
@@ -115,7 +120,26 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
                                : store::WaitStrategy::kPark;
   handlers::Registry registry;
   std::shared_ptr<CountHandler> counter;
-  for (const auto& h : Split(a.handlers)) {
+  std::shared_ptr<handlers::MetricsHandler> metrics;
+  auto names = Split(a.handlers);
+  auto wants = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  auto out_dir = [&]() -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(a.out, ec);
+    return ec ? IoError("cannot create --out '" + a.out + "': " + ec.message()) : Status::Ok();
+  };
+  if (wants("metrics") || wants("performance")) {
+    if (Status st = out_dir(); !st.ok()) return Fail(st);
+    handlers::MetricsOptions mo;
+    mo.path = a.out + "/metrics.prom";
+    mo.port = a.metrics_port;
+    auto m = handlers::MetricsHandler::Open(mo);
+    if (!m.ok()) return Fail(m.status());
+    metrics = *m;
+  }
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  for (const auto& h : names) {
     if (h == "print") {
       auto json = handlers::EventJson::Create();
       if (!json.ok()) return Fail(json.status());
@@ -124,28 +148,30 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
       counter = std::make_shared<CountHandler>();
       registry.RegisterAll(counter);
     } else if (h == "audit") {
-      std::error_code ec;
-      std::filesystem::create_directories(a.out, ec);
+      if (Status st = out_dir(); !st.ok()) return Fail(st);
       auto audit = handlers::AuditHandler::Open({a.out + "/audit.jsonl"});
       if (!audit.ok()) return Fail(audit.status());
       registry.RegisterAll(*audit);
     } else if (h == "metrics") {
-      std::error_code ec;
-      std::filesystem::create_directories(a.out, ec);
-      handlers::MetricsOptions mo;
-      mo.path = a.out + "/metrics.prom";
-      mo.port = a.metrics_port;
-      auto metrics = handlers::MetricsHandler::Open(mo);
-      if (!metrics.ok()) return Fail(metrics.status());
-      registry.RegisterAll(*metrics);
+      registry.RegisterAll(metrics);
+    } else if (h == "notification") {
+      if (Status st = out_dir(); !st.ok()) return Fail(st);
+      handlers::NotificationOptions no;
+      no.dir = a.out;
+      no.hook = a.notify_hook;
+      auto n = handlers::NotificationHandler::Open(no);
+      if (!n.ok()) return Fail(n.status());
+      registry.RegisterAll(*n);
+    } else if (h == "performance") {
+      handlers::PerformanceOptions po;
+      po.slow_threshold_seconds = a.slow_ms / 1000.0;
+      po.metrics = metrics;
+      registry.RegisterAll(std::make_shared<handlers::PerformanceHandler>(**s, po));
     } else {
-      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, metrics)");
+      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, notification, metrics, performance)");
     }
   }
-  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit, metrics)");
-
-  auto s = OpenStore(g, false);
-  if (!s.ok()) return Fail(s.status());
+  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit, ...)");
   std::unique_ptr<store::Subscription> sub;
   std::unique_ptr<store::GroupMember> member;
   if (a.group.empty()) {
@@ -213,6 +239,7 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   }
   dispatcher.Drain();
   if (Status f = dispatcher.Flush(); !f.ok()) return Fail(f);
+  if (metrics) (void)metrics->Flush();  // the performance handler's latencies, when metrics is not a handler
   ack();
   if (counter) counter->Report();
   for (const auto& st : dispatcher.Stats()) {
@@ -309,9 +336,13 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->capture_default_str();
   h->add_option("--wait", a->wait, "wait strategy when idle")->check(CLI::IsMember({"spin", "yield", "park"}))
       ->capture_default_str();
-  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit, metrics")->capture_default_str();
+  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit, notification, metrics, performance")
+      ->capture_default_str();
   h->add_option("--out", a->out, "directory for handler outputs (audit.jsonl, metrics.prom)")->capture_default_str();
   h->add_option("--metrics-port", a->metrics_port, "serve GET /metrics on 127.0.0.1:PORT (metrics handler)");
+  h->add_option("--notify-hook", a->notify_hook, "command given each notification and alert on stdin (notification handler)");
+  h->add_option("--slow-ms", a->slow_ms, "events handled later than this after they occurred are slow operations")
+      ->capture_default_str();
   h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
   h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });

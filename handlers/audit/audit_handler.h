@@ -12,34 +12,25 @@
 
 #include "handlers/event_json.h"
 #include "handlers/handler.h"
+#include "handlers/jsonl_file.h"
 
 namespace hfe::handlers {
 
-struct AuditOptions {
-  std::string path;                 // e.g. DIR/audit.jsonl
-  uint64_t max_bytes = 64ull << 20; // rotate when the file passes this size
-  int keep = 5;                     // rotated files kept
-  int sync_every = 0;               // fdatasync every N entries (1: every entry; 0: leave it to the kernel)
-};
+using AuditOptions = JsonlOptions;  // path e.g. DIR/audit.jsonl, rotation size, files kept, sync policy
 
 class AuditHandler : public Handler {
  public:
   static Result<std::shared_ptr<AuditHandler>> Open(const AuditOptions& options);
-  ~AuditHandler() override;
 
   std::string_view name() const override { return "audit"; }
   Status Handle(const Event& e) override;
   uint64_t Checkpoint() const override { return last_position_.load(std::memory_order_acquire); }
 
-  uint64_t entries() const { return entries_; }
+  uint64_t entries() const { return file_.entries(); }
 
  private:
   AuditHandler() = default;
-  Status Rotate();
-  AuditOptions o_;
-  int fd_ = -1;
-  uint64_t bytes_ = 0;
-  uint64_t entries_ = 0;
+  JsonlFile file_;
   std::atomic<uint64_t> last_position_{0};
   std::unique_ptr<EventJson> json_;
 };

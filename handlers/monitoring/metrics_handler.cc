@@ -21,6 +21,13 @@ namespace {
 
 const std::vector<double> kMachineBounds = {1, 2, 4, 8, 16, 32, 64, 128};
 const std::vector<double> kDurationBounds = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600};
+const std::vector<double> kLatencyBounds = {0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 10, 60};
+
+const std::vector<double>& BoundsOf(const std::string& name) {
+  if (name == "request_machine_count") return kMachineBounds;
+  if (name == "event_processing_latency") return kLatencyBounds;
+  return kDurationBounds;
+}
 
 const std::map<std::string, std::string> kHelp = {
     {"domain_events_total", "counter|Domain events handled, by event type."},
@@ -28,6 +35,7 @@ const std::map<std::string, std::string> kHelp = {
     {"requests_completed_total", "counter|Requests completed, by template."},
     {"request_machine_count", "histogram|Machines asked for per request, by template."},
     {"request_duration_seconds", "histogram|Time from request creation to completion, by template."},
+    {"event_processing_latency", "histogram|Seconds from an event's occurrence to its handling, by event type."},
 };
 
 std::string Label(const std::string& k, const std::string& v) {
@@ -139,7 +147,7 @@ void PromRegistry::Restore(const std::string& text) {
       if (name.size() <= sfx.size() || name.compare(name.size() - sfx.size(), sfx.size(), sfx) != 0) continue;
       std::string base = name.substr(0, name.size() - sfx.size());
       if (types[base] != "histogram") continue;
-      const std::vector<double>& bounds = base == "request_machine_count" ? kMachineBounds : kDurationBounds;
+      const std::vector<double>& bounds = BoundsOf(base);
       if (sfx == "_bucket") {
         size_t le = labels.rfind("le=\"");
         std::string own = le == 0 ? "" : labels.substr(0, le - 1);
@@ -237,6 +245,12 @@ void MetricsHandler::Serve() {
 std::string MetricsHandler::Exposition() const {
   std::lock_guard<std::mutex> lock(mu_);
   return reg_.Exposition(kHelp);
+}
+
+void MetricsHandler::ObserveLatency(const std::string& event_type, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reg_.Observe("event_processing_latency", Label("event_type", event_type), seconds, kLatencyBounds);
+  dirty_.store(true, std::memory_order_release);
 }
 
 double MetricsHandler::Counter(const std::string& name, const std::string& labels) const {

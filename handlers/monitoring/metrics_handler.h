@@ -66,6 +66,8 @@ class MetricsHandler : public Handler {
   Status WriteFile() const;
   int port() const { return bound_port_; }
   double Counter(const std::string& name, const std::string& labels) const;
+  // For the performance handler: event_processing_latency{event_type} (seconds).
+  void ObserveLatency(const std::string& event_type, double seconds);
 
  private:
   MetricsHandler() = default;
