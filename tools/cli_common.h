@@ -35,5 +35,6 @@ void AddStoreVerbs(CLI::App& app, GlobalOptions& g, int& rc);
 void AddSimulateVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc);
 void AddBenchVerb(CLI::App& app, GlobalOptions& g, int& rc);
+void AddDebugVerb(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace hfe::tools

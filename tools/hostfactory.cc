@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   hfe::tools::AddSimulateVerb(app, g, rc);
   hfe::tools::AddHandleVerbs(app, g, rc);
   hfe::tools::AddBenchVerb(app, g, rc);
+  hfe::tools::AddDebugVerb(app, g, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

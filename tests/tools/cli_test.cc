@@ -250,6 +250,24 @@ TEST_F(CliTest, TwoGroupMembersShareTheWorkWithoutLossOrDisorder) {
   EXPECT_EQ(0, Lines(parked.out));
 }
 
+TEST_F(CliTest, DebugEventsTroubleshooting) {
+  ASSERT_EQ(0, Cli(S() + "simulate --producers 1 --requests 5").code);
+  auto handlers = nlohmann::json::parse(Cli(S() + "--json debug-events --show-handlers").out);
+  EXPECT_EQ(6u, handlers.size());
+  auto mappings = nlohmann::json::parse(Cli(S() + "--json debug-events --show-handler-mappings").out);
+  EXPECT_EQ((std::vector<std::string>{"print", "count", "audit", "notification", "metrics", "performance"}),
+            mappings["RequestCreatedEvent"].get<std::vector<std::string>>());
+  auto health = nlohmann::json::parse(Cli(S() + "--json debug-events --store-health").out);
+  EXPECT_TRUE(health["healthy"].get<bool>());
+  EXPECT_EQ(Events(), health["events"].get<uint64_t>());
+  EXPECT_EQ(3, Lines(Cli(S() + "debug-events --list-recent-events --count 3").out));
+  auto probe = nlohmann::json::parse(Cli(S() + "--json debug-events --test-store").out);
+  EXPECT_TRUE(probe["ok"].get<bool>());
+  CliRun none = Cli(S() + "debug-events");
+  EXPECT_EQ(1, none.code);
+  EXPECT_NE(std::string::npos, none.err.find("choose one of"));
+}
+
 // The shape users script against: one JSON object, a machine object, and results with the names, keys and
 // baselines the suite promises. (Figures are checked for presence and sign, never for speed.)
 TEST_F(CliTest, BenchQuickJsonHasEveryResult) {
