@@ -378,7 +378,10 @@ nlohmann::json RunSuite(const SuiteOptions& o, bool print_table) {
                      {Transport::kCacheLine, Transport::kPipe, Transport::kSocketPair}});
     }
   }
-  lat.push_back({"128_park", 128, Transport::kPipelinePark, {Transport::kPipe, Transport::kSocketPair}});
+  // Parked (futex) subscribers compare with the transports that also sleep in the kernel.
+  for (size_t size : o.quick ? std::vector<size_t>{128} : std::vector<size_t>{32, 128, 512, 4096}) {
+    lat.push_back({std::to_string(size) + "_park", size, Transport::kPipelinePark, {Transport::kPipe, Transport::kSocketPair}});
+  }
 
   std::vector<RateTest> rates = {
       {"throughput_1p1c_128", [=] { return PipelineStream(1, 1, events); },
