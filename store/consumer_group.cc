@@ -100,12 +100,8 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
   if (o.partitions < 1 || o.partitions > kMaxPartitions) {
     return InvalidArgument("partitions must be 1.." + std::to_string(kMaxPartitions) + ", found " + std::to_string(o.partitions));
   }
-  if (o.stream_prefix.size() > 64) return InvalidArgument("stream prefix must be at most 64 bytes");
-  uint64_t types[4] = {0, 0, 0, 0};
-  for (uint32_t t : o.types) {
-    if (t == 0 || t >= 256) return InvalidArgument("event type " + std::to_string(t) + " is out of range 1..255");
-    types[t >> 6] |= 1ull << (t & 63);
-  }
+  uint64_t types[4];
+  HFE_RETURN_IF_ERROR(CheckFilter(o.types, o.stream_prefix, types));
   Log& log = store.log();
   internal::AdminLock lock(log.dir());
   auto st = std::make_unique<GroupState>();

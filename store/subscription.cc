@@ -28,6 +28,19 @@ std::string_view SlotName(const SubscriptionSlot& s) {
 
 }  // namespace
 
+Status CheckFilter(const std::vector<uint32_t>& types, std::string_view prefix, uint64_t bitmap[4]) {
+  if (prefix.size() > kMaxStreamPrefix) {
+    return InvalidArgument("stream prefix must be at most " + std::to_string(kMaxStreamPrefix) + " bytes, found " +
+                           std::to_string(prefix.size()));
+  }
+  bitmap[0] = bitmap[1] = bitmap[2] = bitmap[3] = 0;
+  for (uint32_t t : types) {
+    if (t == 0 || t >= 256) return InvalidArgument("event type " + std::to_string(t) + " is out of range 1..255");
+    bitmap[t >> 6] |= 1ull << (t & 63);
+  }
+  return Status::Ok();
+}
+
 SubscriptionSlot* FreeSubscriptionSlot(Log& log) {
   SubscriptionSlot* table = log.subscription_table();
   for (uint64_t i = 0; i < log.subscription_slots(); ++i) {
@@ -110,14 +123,8 @@ Result<std::unique_ptr<Subscription>> Subscription::Open(EventStore& store, std:
     return InvalidArgument("subscription name must be 1.." + std::to_string(kMaxSubscriptionName) + " bytes, found " +
                            std::to_string(name.size()));
   }
-  if (o.stream_prefix.size() > kMaxStreamPrefix) {
-    return InvalidArgument("stream prefix must be at most " + std::to_string(kMaxStreamPrefix) + " bytes");
-  }
-  uint64_t types[4] = {0, 0, 0, 0};
-  for (uint32_t t : o.types) {
-    if (t == 0 || t >= 256) return InvalidArgument("event type " + std::to_string(t) + " is out of range 1..255");
-    types[t >> 6] |= 1ull << (t & 63);
-  }
+  uint64_t types[4];
+  HFE_RETURN_IF_ERROR(CheckFilter(o.types, o.stream_prefix, types));
   Log& log = store.log();
   internal::AdminLock lock(log.dir());
   SubscriptionSlot* slot = FindSlot(log, name);

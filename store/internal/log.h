@@ -50,6 +50,9 @@ format::SubscriptionSlot* FreeSubscriptionSlot(Log& log);
 // Where a new subscription starts: the beginning, the live end, a position, or the first event at or after
 // a time.
 Result<uint64_t> StartPosition(const Log& log, SubscriptionOptions::Start start, uint64_t position, int64_t timestamp_ns);
+// The filter's validation shared by subscriptions and groups: a type bitmap from type numbers (each 1..255)
+// and a prefix of at most kMaxStreamPrefix bytes.
+Status CheckFilter(const std::vector<uint32_t>& types, std::string_view prefix, uint64_t bitmap[4]);
 // Fills a free slot and publishes it (its state is written last, with release).
 void PublishSubscriptionSlot(format::SubscriptionSlot* slot, std::string_view name, uint64_t start,
                              const uint64_t types[4], std::string_view prefix, uint8_t kind);

@@ -10,17 +10,13 @@
 #include "handlers/aggregates/machine.h"
 #include "handlers/aggregates/request.h"
 #include "handlers/dispatcher.h"
+#include "tests/handlers/handler_testutil.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::handlers {
 namespace {
 
-std::vector<nlohmann::json> ReadLines(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(path);
-  for (std::string line; std::getline(f, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using testing::ReadLines;
 
 class AuditTest : public ::testing::Test {
  protected:

@@ -12,17 +12,13 @@
 #include "handlers/envelope.h"
 #include "handlers/monitoring/performance_handler.h"
 #include "ipc/clock.h"
+#include "tests/handlers/handler_testutil.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::handlers {
 namespace {
 
-std::vector<nlohmann::json> ReadLines(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(path);
-  for (std::string line; std::getline(f, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using testing::ReadLines;
 
 class NotificationTest : public ::testing::Test {
  protected:
