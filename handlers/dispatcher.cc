@@ -42,11 +42,10 @@ struct DispatcherState {
   store::EventStore* store;
   DispatcherOptions options;
   std::vector<std::unique_ptr<Slot>> slots;
-  std::map<const Handler*, size_t> slot_of;
+  std::vector<std::vector<size_t>> slots_by_type;  // event type -> slots of its handlers (built once)
   std::vector<std::unique_ptr<moodycamel::BlockingConcurrentQueue<Task>>> queues;
   std::vector<std::thread> workers;
   std::atomic<bool> stop{false};
-  const Registry* registry;
   std::deque<InFlight> in_flight;  // appended and popped by the reader thread only
   uint64_t completed_through = 0;
 
@@ -58,15 +57,19 @@ Dispatcher::Dispatcher(store::EventStore& store, const Registry& registry, const
     : s_(std::make_unique<DispatcherState>()) {
   s_->store = &store;
   s_->options = options;
-  s_->registry = &registry;
   const size_t workers = static_cast<size_t>(std::max(1, options.workers));
   for (size_t w = 0; w < workers; ++w) s_->queues.push_back(std::make_unique<moodycamel::BlockingConcurrentQueue<Task>>());
+  std::map<const Handler*, size_t> slot_of;
   for (const auto& h : registry.handlers()) {
     auto slot = std::make_unique<Slot>();
     slot->handler = h.get();
     slot->worker = s_->slots.size() % workers;
-    s_->slot_of[h.get()] = s_->slots.size();
+    slot_of[h.get()] = s_->slots.size();
     s_->slots.push_back(std::move(slot));
+  }
+  s_->slots_by_type.resize(256);
+  for (uint32_t t = 0; t < 256; ++t) {
+    for (Handler* h : registry.For(t)) s_->slots_by_type[t].push_back(slot_of[h]);
   }
   for (size_t w = 0; w < workers; ++w) s_->workers.emplace_back([this, w] { s_->Work(w); });
 }
@@ -79,15 +82,13 @@ Dispatcher::~Dispatcher() {
 
 void Dispatcher::Dispatch(const store::EventView& view) {
   const schema::Envelope* env = VerifiedEnvelope(view.payload);
-  const auto& handlers = s_->registry->For(view.type);
+  static const std::vector<size_t> kNone;
+  const auto& slots = view.type < s_->slots_by_type.size() ? s_->slots_by_type[view.type] : kNone;
   s_->in_flight.emplace_back(view, env);
   InFlight& ev = s_->in_flight.back();
-  if (!env || handlers.empty()) return;  // nothing to do: finished at once
-  ev.remaining.store(static_cast<int>(handlers.size()), std::memory_order_relaxed);
-  for (Handler* h : handlers) {
-    size_t i = s_->slot_of[h];
-    s_->queues[s_->slots[i]->worker]->enqueue(Task{&ev, i});
-  }
+  if (!env || slots.empty()) return;  // nothing to do: finished at once
+  ev.remaining.store(static_cast<int>(slots.size()), std::memory_order_relaxed);
+  for (size_t i : slots) s_->queues[s_->slots[i]->worker]->enqueue(Task{&ev, i});
 }
 
 uint64_t Dispatcher::CompletedThrough() {

@@ -272,7 +272,9 @@ double Replay(int64_t events) {
       auto n = (*sub)->Poll(use, 4096);
       if (!n.ok() || *n == 0) break;
     }
-    rate = static_cast<double>(events) / (static_cast<double>(MonotonicNanos() - t0) / 1e9) + static_cast<double>(sum & 0);
+    rate = static_cast<double>(events) / (static_cast<double>(MonotonicNanos() - t0) / 1e9);
+    volatile uint64_t consumed = sum;  // the reads must not be optimised away
+    (void)consumed;
   }
   RemoveStore(path);
   return rate;
@@ -314,7 +316,12 @@ void WriteHgrm(const std::string& path, std::vector<int64_t> v) {
   char last[128];
   std::snprintf(last, sizeof last, "%12.3f %14.12f %10zu %14s\n", static_cast<double>(v.back()) / 1000.0, 1.0, v.size(), "inf");
   f << last;
-  f << "#[Mean    = " << 0 << ", StdDeviation   = " << 0 << "]\n#[Max     = " << static_cast<double>(v.back()) / 1000.0
+  double mean = 0, var = 0;
+  for (int64_t x : v) mean += static_cast<double>(x);
+  mean /= n;
+  for (int64_t x : v) var += (static_cast<double>(x) - mean) * (static_cast<double>(x) - mean);
+  f << "#[Mean    = " << mean / 1000.0 << ", StdDeviation   = " << std::sqrt(var / n) / 1000.0
+    << "]\n#[Max     = " << static_cast<double>(v.back()) / 1000.0
     << ", Total count    = " << v.size() << "]\n#[Buckets = 0, SubBuckets = 0]\n";
 }
 

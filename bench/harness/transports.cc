@@ -135,8 +135,6 @@ RoundTrip CacheLine(int total, double rate) {
       ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
   std::atomic<int64_t>& ping = lines[0];
   std::atomic<int64_t>& pong = lines[16];  // 128 bytes apart
-  std::atomic<int64_t>& seq = lines[32];
-  int64_t n = 0;
   auto r = Fork(
       total, 8, rate,
       [&](int64_t* samples) {
@@ -153,9 +151,7 @@ RoundTrip CacheLine(int total, double rate) {
       [&](uint8_t*) {
         while (pong.exchange(0, std::memory_order_acquire) == 0) {
         }
-        ++n;
       });
-  (void)seq;
   ::munmap(lines, 4096);
   return r;
 }

@@ -49,7 +49,6 @@ TEST(SchemaEvolutionTest, UnknownEventTypePassesThroughTheVerifier) {
   // An envelope written by a newer producer with a body type this build does not know.
   flatbuffers::FlatBufferBuilder b;
   auto stream = b.CreateString("x-1");
-  flatbuffers::FlatBufferBuilder inner;
   auto body = CreatePerformanceMetricEvent(b);
   EnvelopeBuilder eb(b);
   eb.add_stream_id(stream);

@@ -126,7 +126,6 @@ TEST_F(RecoveryTest, ResolverKilledMidFrameIsRepairedExactlyOnce) {
     EXPECT_TRUE(rep->ok()) << rep->problems[0];
     // The dedup index knows the repaired frame's ids: re-appending them is recognised.
     std::vector<EventData> again;
-    std::vector<std::string> texts;
     ASSERT_TRUE(s->ReadStream("dead", 3, [&](const EventView& v) {
       EventData d;
       d.id = v.id;
