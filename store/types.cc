@@ -1,6 +1,12 @@
 // EventId and ExpectedVersion: parsing and printing.
 #include "store/types.h"
 
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+
 #include <sys/random.h>
 
 #include <charconv>
@@ -9,13 +15,34 @@
 
 namespace hfe::store {
 
+namespace {
+
+// A forked child inherits its parent's generator state; without a reseed both processes would produce the
+// same ids (and the store would take the child's events for duplicates). A fork handler bumps this
+// generation, and a generator seeded under an older generation seeds itself again.
+std::atomic<uint64_t> g_fork_generation{0};
+void OnFork() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+const bool g_fork_handler = [] { return pthread_atfork(nullptr, nullptr, OnFork) == 0; }();
+
+std::mt19937_64 SeededGenerator() {
+  uint64_t seed[2] = {0, 0};
+  if (getrandom(seed, sizeof seed, 0) != sizeof seed) {
+    seed[0] = reinterpret_cast<uintptr_t>(&seed) ^ static_cast<uint64_t>(getpid());
+    seed[1] = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  std::seed_seq seq{seed[0], seed[0] >> 32, seed[1], seed[1] >> 32};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
 EventId EventId::Random() {
-  thread_local std::mt19937_64 gen = [] {
-    uint64_t seed[2] = {0, 0};
-    if (getrandom(seed, sizeof seed, 0) != sizeof seed) seed[0] = reinterpret_cast<uintptr_t>(&seed);
-    std::seed_seq seq{seed[0], seed[0] >> 32, seed[1], seed[1] >> 32};
-    return std::mt19937_64(seq);
-  }();
+  thread_local std::mt19937_64 gen = SeededGenerator();
+  thread_local uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (uint64_t now = g_fork_generation.load(std::memory_order_relaxed); now != generation) {
+    generation = now;
+    gen = SeededGenerator();
+  }
   EventId id{gen(), gen()};
   id.hi = (id.hi & ~0xf000ull) | 0x4000ull;               // version 4
   id.lo = (id.lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // RFC 4122 variant

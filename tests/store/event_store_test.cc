@@ -3,6 +3,8 @@
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <map>
 #include <set>
@@ -364,6 +366,28 @@ TEST_F(EventStoreTest, ConcurrentAppendersGetTheirOwnPositions) {
   for (const auto& per : got) {
     for (const auto& [id, pos] : per) EXPECT_EQ(where[std::make_pair(id.hi, id.lo)], pos);
   }
+}
+
+// A forked child must not repeat its parent's ids: the store would take its events for duplicates.
+TEST(EventIdTest, ForkedChildrenDrawDifferentIds) {
+  (void)EventId::Random();  // the parent's generator is seeded before the fork
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    EventId id = EventId::Random();
+    _exit(::write(fds[1], &id, sizeof id) == sizeof id ? 0 : 1);
+  }
+  EventId parent = EventId::Random();
+  EventId child;
+  ASSERT_EQ(::read(fds[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(parent, child);
 }
 
 }  // namespace
