@@ -36,5 +36,7 @@ void AddSimulateVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc);
 void AddBenchVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddDebugVerb(CLI::App& app, GlobalOptions& g, int& rc);
+void AddProviderVerb(CLI::App& app, GlobalOptions& g, int& rc);
+void AddDemoVerb(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace hfe::tools

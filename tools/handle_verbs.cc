@@ -1,8 +1,12 @@
-// handle: a handler process attached to a durable subscription; subscriptions: list them.
-//   hostfactory handle --subscription NAME [--types T,...] [--stream-prefix P] [--from beginning|end|P|ISO8601]
-//                      [--wait spin|yield|park] --handler print,count [--max-events N] [--idle-exit-ms M]
-// Built-in handlers: print (each event as a JSON line on stdout, the keys of `read`) and count (a running
-// count per event type on stderr). Events are acknowledged after every handler ran on them.
+// handle: a handler process attached to a durable subscription; subscriptions: list them; parked: list or
+// replay a group's parked events.
+//   hostfactory handle --subscription NAME [--group G] [--types T,...] [--stream-prefix P]
+//                      [--from beginning|end|P|ISO8601] [--wait spin|yield|park]
+//                      --handler print,count,audit,notification,workflow,metrics,performance [--out DIR]
+//                      [--max-events N] [--idle-exit-ms M] [--stats-file F]
+// print writes each event as a JSON line on stdout (the keys of `read`); count keeps a running count per event
+// type on stderr; the others are the handlers of handlers/. Events are acknowledged once every handler
+// finished them and made its effects durable (handlers::HandlerHost).
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -20,6 +24,8 @@
 #include "handlers/monitoring/performance_handler.h"
 #include "handlers/notification/notification_handler.h"
 #include "handlers/dispatcher.h"
+#include "handlers/host.h"
+#include "handlers/workflow/workflow_handler.h"
 #include "handlers/envelope.h"
 #include "handlers/event_json.h"
 #include "ipc/clock.h"
@@ -41,6 +47,7 @@ struct HandleArgs {
   double slow_ms = 5000;
   uint64_t max_events = 0;
   int64_t idle_exit_ms = 0;
+  std::string stats_file;
 };
 
 // print: each event as a JSON line on stdout (the keys of `read`).
@@ -162,94 +169,41 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
       auto n = handlers::NotificationHandler::Open(no);
       if (!n.ok()) return Fail(n.status());
       registry.RegisterAll(*n);
+    } else if (h == "workflow") {
+      if (Status st = handlers::RegisterWorkflowHandlers(registry, (*s)->dir()); !st.ok()) return Fail(st);
     } else if (h == "performance") {
       handlers::PerformanceOptions po;
       po.slow_threshold_seconds = a.slow_ms / 1000.0;
       po.metrics = metrics;
       registry.RegisterAll(std::make_shared<handlers::PerformanceHandler>(**s, po));
     } else {
-      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, notification, metrics, performance)");
+      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, notification, workflow, metrics, performance)");
     }
   }
   if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit, ...)");
-  std::unique_ptr<store::Subscription> sub;
-  std::unique_ptr<store::GroupMember> member;
-  if (a.group.empty()) {
-    auto r = store::Subscription::Open(**s, a.subscription, o);
-    if (!r.ok()) return Fail(r.status());
-    sub = std::move(*r);
-  } else {
-    store::GroupOptions go;
-    go.types = o.types;
-    go.stream_prefix = o.stream_prefix;
-    go.start = o.start;
-    go.position = o.position;
-    go.timestamp_ns = o.timestamp_ns;
-    auto r = store::GroupMember::Join(**s, GroupName(a), go);
-    if (!r.ok()) return Fail(r.status());
-    member = std::move(*r);
-  }
+  handlers::HostOptions ho;
+  ho.subscription = a.subscription;
+  ho.group = a.group;
+  ho.filter = o;
+  ho.max_events = a.max_events;
+  ho.idle_exit_ms = a.idle_exit_ms;
+  ho.stats_path = a.stats_file;
+  if (counter) ho.every_second = [counter] { counter->Report(); };
+  auto host = handlers::HandlerHost::Open(**s, registry, ho);
+  if (!host.ok()) return Fail(host.status());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-
-  handlers::DispatcherOptions dopts;
-  dopts.parking_owner = a.group.empty() ? a.subscription : GroupName(a);
-  handlers::Dispatcher dispatcher(**s, registry, dopts);
-  uint64_t handled = 0;
-  int64_t last_report = clock::MonotonicNanos(), idle_since = clock::MonotonicNanos();
-  // Every handler runs on the dispatcher's workers; the subscription is acknowledged only as far as all of
-  // them have finished (at-least-once; each handler's checkpoint drops what it already applied).
-  auto ack = [&] {
-    if (!sub) return;
-    uint64_t done = dispatcher.CompletedThrough();
-    if (done > 0) sub->Ack(done - 1);
-  };
-  store::EventStore::Visitor visit = [&](const store::EventView& e) {
-    if (a.max_events != 0 && handled >= a.max_events) return false;  // left for the next run
-    dispatcher.Dispatch(e);
-    ++handled;
-    return true;
-  };
-  while (!g_stop) {
-    size_t budget = a.max_events ? std::min<uint64_t>(256, a.max_events - handled) : 256;
-    Result<size_t> n = sub ? sub->Poll(visit, budget)
-                           : member->Poll([&](const store::EventView& e) {
-                               if (!visit(e)) return Status(StatusCode::kUnavailable, "event limit reached");
-                               dispatcher.Drain();  // a group member acks each event as it returns
-                               return Status::Ok();
-                             }, budget);
-    if (!n.ok()) return Fail(n.status());
-    ack();
-    int64_t now = clock::MonotonicNanos();
-    if (counter && now - last_report > 1'000'000'000) {
-      counter->Report();
-      last_report = now;
-    }
-    if (a.max_events && handled >= a.max_events) break;
-    if (*n > 0) {
-      idle_since = now;
-      continue;
-    }
-    // Idle: let handlers make what they hold durable, so the acknowledgement can catch up.
-    if (Status f = dispatcher.Flush(); !f.ok()) return Fail(f);
-    ack();
-    if (a.idle_exit_ms > 0 && now - idle_since > a.idle_exit_ms * 1'000'000) break;
-    if (sub) sub->Wait(100'000'000);
-    else member->Wait(1'000'000);
-  }
-  dispatcher.Drain();
-  if (Status f = dispatcher.Flush(); !f.ok()) return Fail(f);
+  Status run = (*host)->Run(&g_stop);
   if (metrics) (void)metrics->Flush();  // the performance handler's latencies, when metrics is not a handler
-  ack();
   if (counter) counter->Report();
-  for (const auto& st : dispatcher.Stats()) {
+  for (const auto& st : (*host)->Stats()) {
     if (st.failed || st.parked) {
       std::fprintf(stderr, "handler %s: %llu processed, %llu failed attempts, %llu parked\n", st.handler.c_str(),
                    static_cast<unsigned long long>(st.processed), static_cast<unsigned long long>(st.failed),
                    static_cast<unsigned long long>(st.parked));
     }
   }
-  return 0;
+  return run.ok() ? 0 : Fail(run);
 }
 
 int ListSubscriptions(const GlobalOptions& g) {
@@ -336,7 +290,7 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->capture_default_str();
   h->add_option("--wait", a->wait, "wait strategy when idle")->check(CLI::IsMember({"spin", "yield", "park"}))
       ->capture_default_str();
-  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit, notification, metrics, performance")
+  h->add_option("--handler", a->handlers, "handlers, comma-separated: print, count, audit, notification, workflow, metrics, performance")
       ->capture_default_str();
   h->add_option("--out", a->out, "directory for handler outputs (audit.jsonl, metrics.prom)")->capture_default_str();
   h->add_option("--metrics-port", a->metrics_port, "serve GET /metrics on 127.0.0.1:PORT (metrics handler)");
@@ -345,6 +299,7 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->capture_default_str();
   h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
   h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
+  h->add_option("--stats-file", a->stats_file, "keep per-handler stats (processed, failed, parked, latency) in this JSON file");
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });
   app.add_subcommand("subscriptions", "list subscriptions: cursor, lag, members, delivered, acked, parked")
       ->callback([&g, &rc] { rc = ListSubscriptions(g); });

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   hfe::tools::AddHandleVerbs(app, g, rc);
   hfe::tools::AddBenchVerb(app, g, rc);
   hfe::tools::AddDebugVerb(app, g, rc);
+  hfe::tools::AddProviderVerb(app, g, rc);
+  hfe::tools::AddDemoVerb(app, g, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -35,6 +35,8 @@ class AggregateRoot {
   // Version of the newest event applied; nullopt while the aggregate has no saved events.
   std::optional<uint64_t> version() const { return version_; }
   const std::vector<PendingEvent>& pending() const { return pending_; }
+  // Events raised from now on carry this correlation id (e.g. the one of the command that caused them).
+  void CorrelateWith(const store::EventId& id) { correlation_ = id; }
 
   // Appends the pending events atomically with the loaded version as expectation; clears them on success.
   Status Save(store::EventStore& store);
