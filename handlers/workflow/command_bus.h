@@ -41,9 +41,16 @@ std::span<const uint8_t> FinishCommand(flatbuffers::FlatBufferBuilder& b, schema
 // "StartProvisioningCommand" for a command type, "Unknown" otherwise.
 const char* CommandTypeName(schema::CommandBody type);
 
+// Where the workflow handlers put their commands: the bus (CommandSender), or a fake in tests.
+class CommandSink {
+ public:
+  virtual ~CommandSink() = default;
+  virtual Status Send(std::span<const uint8_t> command) = 0;
+};
+
 struct BusState;
 
-class CommandSender {
+class CommandSender : public CommandSink {
  public:
   static Result<std::unique_ptr<CommandSender>> Open(const std::string& store_dir, const CommandBusOptions& o = {});
   ~CommandSender();  // gives the sender slot back
@@ -52,7 +59,7 @@ class CommandSender {
 
   // Puts one finished Command on the bus. InvalidArgument when it is larger than a slot; Unavailable when the
   // ring stayed full for the send timeout (no receiver, or one that does not keep up).
-  Status Send(std::span<const uint8_t> command);
+  Status Send(std::span<const uint8_t> command) override;
 
  private:
   explicit CommandSender(std::unique_ptr<BusState> s);
@@ -88,8 +95,8 @@ struct CommandBusInfo {
   struct Sender { pid_t pid; bool alive; uint64_t pushed; uint64_t full; uint64_t pending; };
   std::vector<Sender> senders;  // slots ever used
 };
-// What the bus of a store holds now (for `hostfactory debug-events --store-health`); NotFound when the store
-// has no bus yet.
+// What the bus of a store holds now (for `hostfactory debug-events --store-health`); exists is false when
+// the store has no bus yet.
 Result<CommandBusInfo> InspectCommandBus(const std::string& store_dir);
 
 }  // namespace hfe::handlers

@@ -247,9 +247,10 @@ Status SimulatedProvider::ConfirmRequest(const std::string& request_id, const st
   auto body = schema::CreateProviderOperationExecutedEventDirect(
       b, "confirm_request", o_.name.c_str(), not_running.empty(), ms,
       not_running.empty() ? "" : ("machines not running: " + not_running).c_str());
-  HFE_RETURN_IF_ERROR(AppendProviderEvent(schema::EventBody::ProviderOperationExecutedEvent, b, body.Union(),
-                                          correlation, StableId("confirm", request_id)));
-  ++stats_.confirmations;
+  auto fresh = AppendProviderEvent(schema::EventBody::ProviderOperationExecutedEvent, b, body.Union(), correlation,
+                                   StableId("confirm", request_id));
+  if (!fresh.ok()) return fresh.status();
+  ++(*fresh ? stats_.confirmations : stats_.already_done);
   return Status::Ok();
 }
 
@@ -310,13 +311,14 @@ Status SimulatedProvider::CleanupMachine(const std::string& machine_id, const st
   auto body = schema::CreateResourcesCleanedEventDirect(b, o_.name.c_str(), "local", "instance", resource.c_str(), 1,
                                                         reason.c_str());
   // One cleanup per machine, whatever the deliveries: the event id is derived from the machine id.
-  HFE_RETURN_IF_ERROR(AppendProviderEvent(schema::EventBody::ResourcesCleanedEvent, b, body.Union(), correlation,
-                                          StableId("cleanup", machine_id)));
-  ++stats_.resources_cleaned;
+  auto fresh = AppendProviderEvent(schema::EventBody::ResourcesCleanedEvent, b, body.Union(), correlation,
+                                   StableId("cleanup", machine_id));
+  if (!fresh.ok()) return fresh.status();
+  ++(*fresh ? stats_.resources_cleaned : stats_.already_done);
   return Status::Ok();
 }
 
-Status SimulatedProvider::AppendProviderEvent(schema::EventBody type, fb::FlatBufferBuilder& b, fb::Offset<void> body,
+Result<bool> SimulatedProvider::AppendProviderEvent(schema::EventBody type, fb::FlatBufferBuilder& b, fb::Offset<void> body,
                                               const store::EventId& correlation, const store::EventId& id) {
   EnvelopeMeta meta;
   meta.event_id = id;
@@ -327,7 +329,8 @@ Status SimulatedProvider::AppendProviderEvent(schema::EventBody type, fb::FlatBu
   store::EventData d;
   FinishEnvelope(b, meta, type, body, &d);
   auto r = store_.Append(stream_, store::ExpectedVersion::Any(), {&d, 1});
-  return r.ok() ? Status::Ok() : r.status();
+  if (!r.ok()) return r.status();
+  return !r->already_appended;
 }
 
 Result<size_t> SimulatedProvider::Reconcile() {

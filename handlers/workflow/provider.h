@@ -101,8 +101,10 @@ class SimulatedProvider {
   Status CleanupRequest(const std::string& request_id, const std::string& reason, const store::EventId& correlation);
   Status MarkReady(const std::string& machine_id, const store::EventId& correlation);
   Status CleanupMachine(const std::string& machine_id, const std::string& reason, const store::EventId& correlation);
-  Status AppendProviderEvent(schema::EventBody type, flatbuffers::FlatBufferBuilder& b, flatbuffers::Offset<void> body,
-                             const store::EventId& correlation, const store::EventId& id);
+  // Appends to the provider's stream; false when the event id was stored before (a repeated command).
+  Result<bool> AppendProviderEvent(schema::EventBody type, flatbuffers::FlatBufferBuilder& b,
+                                   flatbuffers::Offset<void> body, const store::EventId& correlation,
+                                   const store::EventId& id);
   // Applies `change` and saves; on a concurrency conflict reloads the aggregate and applies it again.
   template <typename Agg, typename Change>
   Status Mutate(Agg& agg, const store::EventId& correlation, Change change);

@@ -15,7 +15,7 @@ store::EventId Correlation(const Event& e) {
   return c ? store::EventId{c->hi(), c->lo()} : store::EventId{};
 }
 
-Status SendOn(CommandSender& bus, flatbuffers::FlatBufferBuilder& b, const Event& e, CommandBody type,
+Status SendOn(CommandSink& bus, flatbuffers::FlatBufferBuilder& b, const Event& e, CommandBody type,
               flatbuffers::Offset<void> body) {
   return bus.Send(FinishCommand(b, type, body, Correlation(e), e.view.position));
 }

@@ -27,7 +27,7 @@ namespace hfe::handlers {
 
 class RequestWorkflowHandler : public Handler {
  public:
-  explicit RequestWorkflowHandler(std::unique_ptr<CommandSender> bus) : bus_(std::move(bus)) {}
+  explicit RequestWorkflowHandler(std::unique_ptr<CommandSink> bus) : bus_(std::move(bus)) {}
   std::string_view name() const override { return "request-workflow"; }
   bool CanHandle(const Event& e) const override;
   Status Handle(const Event& e) override;
@@ -36,13 +36,13 @@ class RequestWorkflowHandler : public Handler {
 
  private:
   Status Send(const Event& e, schema::CommandBody type, flatbuffers::Offset<void> body);
-  std::unique_ptr<CommandSender> bus_;
+  std::unique_ptr<CommandSink> bus_;
   flatbuffers::FlatBufferBuilder b_;
 };
 
 class MachineWorkflowHandler : public Handler {
  public:
-  explicit MachineWorkflowHandler(std::unique_ptr<CommandSender> bus) : bus_(std::move(bus)) {}
+  explicit MachineWorkflowHandler(std::unique_ptr<CommandSink> bus) : bus_(std::move(bus)) {}
   std::string_view name() const override { return "machine-workflow"; }
   bool CanHandle(const Event& e) const override;
   Status Handle(const Event& e) override;
@@ -50,7 +50,7 @@ class MachineWorkflowHandler : public Handler {
 
  private:
   Status Send(const Event& e, schema::CommandBody type, flatbuffers::Offset<void> body);
-  std::unique_ptr<CommandSender> bus_;
+  std::unique_ptr<CommandSink> bus_;
   flatbuffers::FlatBufferBuilder b_;
 };
 
