@@ -6,14 +6,16 @@
 #include "handlers/envelope.h"
 #include "handlers/event_json.h"
 #include "handlers/handler.h"
+#include "handlers/workflow/command_bus.h"
+#include "handlers/workflow/workflow_handler.h"
 #include "ipc/clock.h"
 #include "tools/cli_common.h"
 
 namespace hfe::tools {
 namespace {
 
-// The built-in handlers as `handle` registers them (every one for every event type; notification and
-// performance decide per event in CanHandle/Handle).
+// The built-in handlers as `handle` registers them (every one for every event type but the workflows, which
+// serve request and machine events; notification and performance decide per event in CanHandle/Handle).
 struct BuiltIn {
   const char* name;
   const char* does;
@@ -25,6 +27,7 @@ constexpr BuiltIn kBuiltIns[] = {
     {"notification", "DIR/notifications.jsonl (request completed/failed), DIR/alerts.jsonl (error-like events), hook"},
     {"metrics", "DIR/metrics.prom and http://127.0.0.1:N/metrics (Prometheus text format)"},
     {"performance", "event processing latency per type; slow operations as events in $performance"},
+    {"workflow", "request and machine workflows: commands to the provider over the store's command bus"},
 };
 
 class Named : public handlers::Handler {
@@ -59,7 +62,12 @@ int Debug(const GlobalOptions& g, const DebugArgs& a) {
   }
   if (a.mappings) {
     handlers::Registry reg;
-    for (const auto& b : kBuiltIns) reg.RegisterAll(std::make_shared<Named>(b.name));
+    for (const auto& b : kBuiltIns) {
+      if (std::string_view(b.name) != "workflow") reg.RegisterAll(std::make_shared<Named>(b.name));
+    }
+    // The workflows serve request and machine events only; these instances are never called.
+    handlers::RequestWorkflowHandler::RegisterIn(reg, std::make_shared<handlers::RequestWorkflowHandler>(nullptr));
+    handlers::MachineWorkflowHandler::RegisterIn(reg, std::make_shared<handlers::MachineWorkflowHandler>(nullptr));
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [type, names] : reg.Mappings()) {
       if (g.json) j[type] = names;
@@ -81,12 +89,31 @@ int Debug(const GlobalOptions& g, const DebugArgs& a) {
     nlohmann::json j{{"healthy", rep->ok()}, {"events", st.events}, {"streams", st.streams}, {"segments", st.segments},
                      {"damaged_frames", rep->damaged}, {"unresolved_bytes", st.tail_position - st.resolved_position},
                      {"problems", rep->problems}};
+    auto bus = handlers::InspectCommandBus((*s)->dir());
+    if (!bus.ok()) return Fail(bus.status());
+    if (bus->exists) {
+      nlohmann::json senders = nlohmann::json::array();
+      for (const auto& x : bus->senders) {
+        senders.push_back({{"pid", x.pid}, {"alive", x.alive}, {"pushed", x.pushed}, {"waited_full", x.full},
+                           {"pending", x.pending}});
+      }
+      j["command_bus"] = {{"receiver_pid", bus->receiver_pid}, {"received", bus->received},
+                          {"pending", bus->pending}, {"senders", senders}};
+    }
     if (g.json) std::cout << j.dump() << "\n";
-    else std::printf("%s: %llu events in %llu streams, %llu segment(s), %llu damaged frame(s), %llu unresolved bytes\n",
-                     rep->ok() ? "healthy" : "DAMAGED", static_cast<unsigned long long>(st.events),
-                     static_cast<unsigned long long>(st.streams), static_cast<unsigned long long>(st.segments),
-                     static_cast<unsigned long long>(rep->damaged),
-                     static_cast<unsigned long long>(st.tail_position - st.resolved_position));
+    else {
+      std::printf("%s: %llu events in %llu streams, %llu segment(s), %llu damaged frame(s), %llu unresolved bytes\n",
+                  rep->ok() ? "healthy" : "DAMAGED", static_cast<unsigned long long>(st.events),
+                  static_cast<unsigned long long>(st.streams), static_cast<unsigned long long>(st.segments),
+                  static_cast<unsigned long long>(rep->damaged),
+                  static_cast<unsigned long long>(st.tail_position - st.resolved_position));
+      if (bus->exists) {
+        std::printf("command bus: %s, %llu command(s) received, %llu pending, %zu sender slot(s) used\n",
+                    bus->receiver_pid ? ("provider pid " + std::to_string(bus->receiver_pid)).c_str() : "no provider attached",
+                    static_cast<unsigned long long>(bus->received), static_cast<unsigned long long>(bus->pending),
+                    bus->senders.size());
+      }
+    }
     return rep->ok() ? 0 : 1;
   }
   if (a.recent) {

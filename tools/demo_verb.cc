@@ -171,6 +171,7 @@ std::string HandlerLine(const nlohmann::json& stats) {
   std::string out;
   if (!stats.is_object() || !stats.contains("handlers")) return out;
   for (const auto& h : stats["handlers"]) {
+    if (h.value("processed", 0ull) == 0) continue;
     out += " " + h.value("handler", std::string("?")) + " " + Micros(h.value("latency_p50_ns", 0ull)) + "/" +
            Micros(h.value("latency_p99_ns", 0ull));
     if (uint64_t parked = h.value("parked", 0ull)) out += " parked " + std::to_string(parked);
@@ -224,7 +225,16 @@ int Demo(const GlobalOptions& g, const DemoArgs& a) {
   if (a.producers < 1 || a.producers > 32 || a.requests < 1 || a.max_machines < 1 || a.rate < 0) {
     return Fail("--producers must be 1..32, --requests and --max-machines at least 1, --rate at least 0");
   }
+  // Handler outputs carry checkpoints (log positions) of the store they were written from; a new store
+  // must not meet the outputs of an old one.
   std::error_code ec;
+  const bool new_store = !std::filesystem::exists(g.store + "/control.hfe", ec);
+  for (const char* f : {"audit.jsonl", "notifications.jsonl", "alerts.jsonl", "metrics.prom"}) {
+    if (new_store && std::filesystem::exists(a.out + "/" + f, ec)) {
+      return Fail("--out '" + a.out + "' holds " + f + " from another store, and '" + g.store +
+                  "' is new; choose an empty --out directory or remove those files");
+    }
+  }
   std::filesystem::create_directories(a.out, ec);
   if (ec) return Fail("cannot create --out '" + a.out + "': " + ec.message());
   auto s = OpenStore(g, /*create=*/true);
@@ -262,6 +272,22 @@ int Demo(const GlobalOptions& g, const DemoArgs& a) {
     auto pid = kids.Spawn(v);
     if (!pid.ok()) return Fail(pid.status());
     service_pids.push_back(*pid);
+  }
+  // Producers start once the provider serves the bus and both handler subscriptions exist (at most 10 s).
+  for (int waited = 0; waited < 1000; ++waited) {
+    auto bus = handlers::InspectCommandBus((*s)->dir());
+    auto subs = store::Subscription::List(**s);
+    size_t ours = 0;
+    if (subs.ok()) {
+      for (const auto& i : *subs) ours += i.name == "workflow" || i.name == "handlers";
+    }
+    if (bus.ok() && bus->receiver_pid != 0 && ours == 2) break;
+    for (pid_t pid : service_pids) {
+      int code = 0;
+      if (!kids.Alive(pid, &code)) return Fail("a pipeline process (pid " + std::to_string(pid) + ") exited with " +
+                                               std::to_string(code) + " while starting; see its message above");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::fprintf(stderr, "demo: provider, workflow and handler processes started; %d producer processes x %d requests "
                "at %s/s each into %s\n", a.producers, a.requests, a.rate > 0 ? fmt(a.rate).c_str() : "max",
@@ -304,11 +330,17 @@ int Demo(const GlobalOptions& g, const DemoArgs& a) {
       uint64_t running = counts["pending"] + counts["in_progress"];
       uint64_t complete = counts["completed"];
       uint64_t with_error = counts["partial"] + counts["failed"] + counts["timeout"] + counts["cancelled"];
+      std::string handled;  // how far each handler process acknowledged
+      if (auto subs = store::Subscription::List(**s); subs.ok()) {
+        for (const auto& i : *subs) {
+          if (i.name == "workflow" || i.name == "handlers") handled += " " + i.name + " " + std::to_string(i.acked);
+        }
+      }
       std::printf("[%5.1fs] %9llu events %8.0f/s | requests running %llu complete %llu complete_with_error %llu |"
-                  " p50/p99:%s%s\n",
+                  " handled%s | p50/p99:%s%s\n",
                   (now - t0) / 1e9, static_cast<unsigned long long>(log.events), (log.events - last_events) / secs,
                   static_cast<unsigned long long>(running), static_cast<unsigned long long>(complete),
-                  static_cast<unsigned long long>(with_error),
+                  static_cast<unsigned long long>(with_error), handled.c_str(),
                   HandlerLine(ReadJson(out + "/handlers-stats.json")).c_str(),
                   HandlerLine(ReadJson(out + "/workflow-stats.json")).c_str());
       std::fflush(stdout);

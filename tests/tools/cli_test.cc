@@ -13,6 +13,8 @@
 #include <set>
 #include <string>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/testutil.h"
@@ -184,6 +186,42 @@ TEST_F(CliTest, SimulateDrivesLifecyclesFromSeveralProcesses) {
   EXPECT_EQ(0, Cli(S() + "verify").code);
 }
 
+TEST_F(CliTest, DemoRunsThePipelineToTheEndAndRefusesBadInput) {
+  const std::string out = dir_.Sub("out");
+  CliRun r = Cli(S() + "--json demo --out " + out + " --producers 2 --requests 40 --rate 0 --fail-rate 0.2");
+  ASSERT_EQ(0, r.code) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  uint64_t ended = 0;
+  for (const auto& [status, n] : j["requests"].items()) {
+    EXPECT_NE("pending", status);
+    EXPECT_NE("in_progress", status);
+    ended += n.get<uint64_t>();
+  }
+  EXPECT_EQ(80u, ended);
+  EXPECT_EQ(j["events"].get<uint64_t>(), Events());
+  EXPECT_EQ(j["events"].get<uint64_t>(), j["handlers"]["dispatched"].get<uint64_t>());
+  EXPECT_EQ(0, j["provider"]["rejected"].get<int>());
+  std::ifstream audit(out + "/audit.jsonl");
+  EXPECT_EQ(j["events"].get<int>(), static_cast<int>(std::count(std::istreambuf_iterator<char>(audit),
+                                                                std::istreambuf_iterator<char>(), '\n')));
+  // A new store must not meet another store's outputs; options out of range; a second provider.
+  struct Case {
+    std::string args, needle;
+  } cases[] = {
+      {"--store " + dir_.Sub("other") + " demo --out " + out, "from another store"},
+      {"demo --out " + out + " --producers 0", "--producers must be 1..32"},
+      {"provider --fail-rate 2", "--fail-rate: expected 0..1"},
+      {"provider --min-delay-ms 5 --max-delay-ms 1", "expected 0 <= min <= max"},
+  };
+  for (const auto& c : cases) {
+    CliRun bad = Cli((c.args.rfind("--store", 0) == 0 ? "" : S()) + c.args);
+    EXPECT_NE(0, bad.code) << c.args;
+    EXPECT_EQ(1, Lines(bad.err)) << c.args << ": " << bad.err;
+    EXPECT_NE(std::string::npos, bad.err.find(c.needle)) << c.args << ": " << bad.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("other")));
+}
+
 TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
   ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 10").code);
   uint64_t total = Events();
@@ -253,10 +291,15 @@ TEST_F(CliTest, TwoGroupMembersShareTheWorkWithoutLossOrDisorder) {
 TEST_F(CliTest, DebugEventsTroubleshooting) {
   ASSERT_EQ(0, Cli(S() + "simulate --producers 1 --requests 5").code);
   auto handlers = nlohmann::json::parse(Cli(S() + "--json debug-events --show-handlers").out);
-  EXPECT_EQ(6u, handlers.size());
+  EXPECT_EQ(7u, handlers.size());
   auto mappings = nlohmann::json::parse(Cli(S() + "--json debug-events --show-handler-mappings").out);
-  EXPECT_EQ((std::vector<std::string>{"print", "count", "audit", "notification", "metrics", "performance"}),
+  EXPECT_EQ((std::vector<std::string>{"print", "count", "audit", "notification", "metrics", "performance",
+                                      "request-workflow"}),
             mappings["RequestCreatedEvent"].get<std::vector<std::string>>());
+  EXPECT_EQ((std::vector<std::string>{"print", "count", "audit", "notification", "metrics", "performance",
+                                      "machine-workflow"}),
+            mappings["MachineCreatedEvent"].get<std::vector<std::string>>());
+  EXPECT_EQ(6u, mappings["TemplateCreatedEvent"].size());
   auto health = nlohmann::json::parse(Cli(S() + "--json debug-events --store-health").out);
   EXPECT_TRUE(health["healthy"].get<bool>());
   EXPECT_EQ(Events(), health["events"].get<uint64_t>());
