@@ -95,6 +95,25 @@ class SpscRing {
     return n;
   }
 
+  // Copies the oldest item without taking it (the consumer's side); false when the ring is empty. With
+  // Consume() after the item was dealt with, a consumer that dies in between leaves the item for the next.
+  bool TryPeek(T* out) {
+    const uint64_t head = head_.load(std::memory_order_relaxed);  // own index
+    if (cached_tail_ - head == 0 || cached_tail_ - head > capacity()) {
+      // Acquire: pairs with the producer's release of tail; the slot it filled is visible.
+      cached_tail_ = tail_.load(std::memory_order_acquire);
+      const uint64_t avail = cached_tail_ - head;
+      if (avail == 0 || avail > capacity()) return false;  // empty, or scribbled indices
+    }
+    std::memcpy(out, Slot(head), sizeof(T));
+    return true;
+  }
+  // Takes the item TryPeek() returned.
+  void Consume() {
+    // Release: pairs with the producer's acquire of head; it may reuse the slot now.
+    head_.store(head_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+
   // Items waiting (a snapshot; exact only when both sides are idle).
   uint64_t Size() const {
     return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);

@@ -226,20 +226,19 @@ size_t CommandReceiver::Receive(const Visitor& visit, size_t max) {
     any = false;
     for (size_t k = 0; k < s.rings.size() && taken < max; ++k) {
       size_t i = (s.next + k) % s.rings.size();
-      if (!s.rings[i].TryPop(&slot)) continue;
+      // Peek, act, then consume: a receiver killed while acting leaves the command for its successor
+      // (at-least-once; command handlers are idempotent).
+      if (!s.rings[i].TryPeek(&slot)) continue;
       any = true;
       ++taken;
+      flatbuffers::Verifier v(slot.bytes, std::min<uint32_t>(slot.size, kMaxCommandBytes), flatbuffers::Verifier::Options{});
+      if (slot.size == 0 || slot.size > kMaxCommandBytes || !schema::VerifyCommandBuffer(v)) {
+        ++s.rejected;
+      } else {
+        visit(*schema::GetCommand(slot.bytes));
+      }
+      s.rings[i].Consume();
       A64(s.h->received).fetch_add(1, std::memory_order_relaxed);
-      if (slot.size == 0 || slot.size > kMaxCommandBytes) {
-        ++s.rejected;
-        continue;
-      }
-      flatbuffers::Verifier v(slot.bytes, slot.size, flatbuffers::Verifier::Options{});
-      if (!schema::VerifyCommandBuffer(v)) {
-        ++s.rejected;
-        continue;
-      }
-      visit(*schema::GetCommand(slot.bytes));
     }
     s.next = (s.next + 1) % s.rings.size();
   }

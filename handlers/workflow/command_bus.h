@@ -8,10 +8,10 @@
 //   rx->Receive([](const schema::Command& c) { ... }, 64);
 //   rx->Wait(100'000'000);                             // parks on a futex until a command arrives
 //
-// Delivery: each sender's commands arrive in the order sent. The bus lives in shared memory, so commands
-// survive the crash of any sender or of the receiver before it took them; a command taken off by a receiver
-// that then dies is gone, so command handlers are idempotent and the provider reconciles on start (see
-// provider.h). Sends never block on a slow receiver past the send timeout: they fail with Unavailable.
+// Delivery: each sender's commands arrive in the order sent, at least once. The bus lives in shared memory,
+// so commands survive the crash of any sender; the receiver takes a command off only after its visitor
+// returned, so a receiver killed while acting leaves that command to the next one (command handlers are
+// idempotent). Sends never block on a slow receiver past the send timeout: they fail with Unavailable.
 #pragma once
 
 #include <flatbuffers/flatbuffers.h>
@@ -75,7 +75,8 @@ class CommandReceiver {
   CommandReceiver& operator=(const CommandReceiver&) = delete;
 
   using Visitor = std::function<void(const schema::Command&)>;
-  // Takes up to `max` commands off the bus and hands each (verified) to `visit`; returns how many it took.
+  // Hands up to `max` commands (verified) to `visit`, taking each off the bus once `visit` returned; returns
+  // how many it took.
   // A slot that is not a valid Command (the memory is shared, hence untrusted) is counted and dropped.
   size_t Receive(const Visitor& visit, size_t max);
   // Parks until a sender rings the doorbell or `timeout_ns` passes.

@@ -12,10 +12,11 @@
 //   CleanupMachine     releases a terminated machine's instance (ResourcesCleaned) and stops watching it.
 //
 // Every command is idempotent: it looks at the aggregates' state in the log first, so a command delivered
-// twice (a workflow handler redelivered after a crash) does nothing the second time. Saves use the loaded
-// version as the expectation; a conflict reloads and re-decides. Reconcile() rebuilds what was in flight after
-// a crash of the provider: requests left pending or in progress are provisioned again (machines that exist
-// are continued, not created twice).
+// twice (a workflow handler redelivered after a crash, or a command the bus delivers again because the
+// provider died while acting on it) does nothing the second time. Saves use the loaded version as the
+// expectation; a conflict reloads and re-decides. Reconcile() rebuilds what was in flight after a crash of the
+// provider: provisioning runs on timers after its command was taken, so requests left pending or in progress
+// are provisioned again (machines that exist are continued, not created twice).
 //
 // Provider events that belong to no aggregate (operation reports, cleaned resources) go to the stream
 // "provider-<name>".

@@ -135,6 +135,25 @@ TEST_F(CommandBusTest, CommandsCrossProcessesAndSurviveADeadSender) {
   EXPECT_EQ(1u, info->senders.size());
 }
 
+TEST_F(CommandBusTest, AReceiverKilledWhileActingLeavesTheCommandToTheNext) {
+  auto tx = CommandSender::Open(dir_.path());
+  ASSERT_TRUE(tx.ok());
+  for (const char* m : {"first", "second"}) ASSERT_TRUE((*tx)->Send(MonitorCommand(m)).ok());
+  hfe::testing::Children kids;
+  pid_t p = kids.Spawn([&] {
+    auto rx = CommandReceiver::Open(dir_.path());
+    if (!rx.ok()) return 1;
+    (*rx)->Receive([](const schema::Command& c) {
+      if (c.body_as_StartMonitoringCommand()->machine_id()->str() == "second") ::_exit(0);  // dies acting on it
+    }, 64);
+    return 2;
+  });
+  ASSERT_EQ(0, kids.Wait(p));
+  auto rx = CommandReceiver::Open(dir_.path());
+  ASSERT_TRUE(rx.ok()) << rx.status().ToString();
+  EXPECT_EQ(std::vector<std::string>{"second"}, Drain(**rx));
+}
+
 TEST_F(CommandBusTest, ScribbledSlotsAreDroppedNotTrusted) {
   auto rx = CommandReceiver::Open(dir_.path());
   auto tx = CommandSender::Open(dir_.path());
