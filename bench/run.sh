@@ -15,3 +15,6 @@ python3 "$here/bench/ratios.py" "$out/store_bench.json" BM_MemcpyFloor
 "$build/bench/ring_bench" --benchmark_repetitions="$rounds" --benchmark_enable_random_interleaving=true \
   --benchmark_min_time=0.3 --benchmark_out="$out/ring_bench.json" --benchmark_out_format=json >"$out/ring_bench.txt"
 python3 "$here/bench/ratios.py" "$out/ring_bench.json" BM_BoostSpscQueue
+"$build/bench/handler_bench" --benchmark_repetitions="$rounds" --benchmark_enable_random_interleaving=true \
+  --benchmark_min_time=0.3 --benchmark_out="$out/handler_bench.json" --benchmark_out_format=json >"$out/handler_bench.txt"
+python3 "$here/bench/ratios.py" "$out/handler_bench.json" BM_WriteLineFloor

@@ -2,6 +2,7 @@
 #include "handlers/event_json.h"
 
 #include <cctype>
+#include <cstdio>
 
 #include "handlers/envelope.h"
 #include "ipc/clock.h"
@@ -28,6 +29,40 @@ nlohmann::json EventJson::Body(std::span<const uint8_t> payload) {
   auto parsed = nlohmann::json::parse(text, nullptr, false);
   if (parsed.is_discarded() || !parsed.contains("body")) return nullptr;
   return parsed["body"];
+}
+
+bool EventJson::BodyText(std::span<const uint8_t> payload, std::string* out) {
+  const schema::Envelope* env = VerifiedEnvelope(payload);
+  const char* name = env ? EventTypeName(static_cast<uint32_t>(env->body_type())) : nullptr;
+  if (!name || !env->body()) return false;
+  table_name_.assign("hfe.schema.");
+  table_name_.append(name);
+  text_.clear();
+  if (!flatbuffers::GenerateTextFromTable(printer_, env->body(), table_name_, &text_)) return false;
+  out->append(text_);
+  return true;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+          out->append(buf);
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
 }
 
 nlohmann::json EventJson::Line(const store::EventView& v) {

@@ -7,7 +7,8 @@
 // and N producer processes that create requests at Q per second each. The workflow turns each created
 // request into a StartProvisioning command; the provider provisions its machines after a random delay (some
 // fail) and completes or fails the request; follow-up workflows confirm, clean up and mark machines ready.
-// Every second a summary line: events/s, requests by outward status, handler latency percentiles. When every
+// Every second a summary line: events/s, requests by outward status, how far each handler process is behind,
+// handler latency percentiles. When every
 // request has ended and every handler caught up, the handler processes are stopped and the outputs listed.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -330,17 +331,21 @@ int Demo(const GlobalOptions& g, const DemoArgs& a) {
       uint64_t running = counts["pending"] + counts["in_progress"];
       uint64_t complete = counts["completed"];
       uint64_t with_error = counts["partial"] + counts["failed"] + counts["timeout"] + counts["cancelled"];
-      std::string handled;  // how far each handler process acknowledged
+      std::string lag;  // how far each handler process is behind the log (unacknowledged bytes)
       if (auto subs = store::Subscription::List(**s); subs.ok()) {
+        const uint64_t end = (*s)->ResolvedPosition();
         for (const auto& i : *subs) {
-          if (i.name == "workflow" || i.name == "handlers") handled += " " + i.name + " " + std::to_string(i.acked);
+          if (i.name != "workflow" && i.name != "handlers") continue;
+          char b[64];
+          std::snprintf(b, sizeof b, " %s %.1f MiB", i.name.c_str(), (end > i.cursor ? end - i.cursor : 0) / 1048576.0);
+          lag += b;
         }
       }
       std::printf("[%5.1fs] %9llu events %8.0f/s | requests running %llu complete %llu complete_with_error %llu |"
-                  " handled%s | p50/p99:%s%s\n",
+                  " lag%s | p50/p99:%s%s\n",
                   (now - t0) / 1e9, static_cast<unsigned long long>(log.events), (log.events - last_events) / secs,
                   static_cast<unsigned long long>(running), static_cast<unsigned long long>(complete),
-                  static_cast<unsigned long long>(with_error), handled.c_str(),
+                  static_cast<unsigned long long>(with_error), lag.c_str(),
                   HandlerLine(ReadJson(out + "/handlers-stats.json")).c_str(),
                   HandlerLine(ReadJson(out + "/workflow-stats.json")).c_str());
       std::fflush(stdout);

@@ -10,6 +10,7 @@
 #include "handlers/aggregates/machine.h"
 #include "handlers/aggregates/request.h"
 #include "handlers/dispatcher.h"
+#include "handlers/envelope.h"
 #include "tests/handlers/handler_testutil.h"
 #include "tests/store/store_testutil.h"
 
@@ -67,6 +68,25 @@ TEST_F(AuditTest, EntriesFollowTheDocumentedShape) {
   }
   EXPECT_EQ("REQUEST_STATUS_CHANGED", AuditEventType("RequestStatusChangedEvent"));
   EXPECT_EQ("SLOW_QUERY_DETECTED", AuditEventType("SlowQueryDetectedEvent"));
+}
+
+TEST_F(AuditTest, ResourceIdComesFromTheEventAndStringsAreEscaped) {
+  flatbuffers::FlatBufferBuilder b;
+  auto body = schema::CreateResourcesCleanedEventDirect(b, "simulated", "local", "instance", "i-123", 1, "say \"bye\"\n");
+  EnvelopeMeta meta;
+  meta.event_id = store::EventId::Random();
+  meta.stream_id = "provider-\"x\"";
+  meta.stream_type = "provider";
+  store::EventData d;
+  FinishEnvelope(b, meta, schema::EventBody::ResourcesCleanedEvent, body.Union(), &d);
+  ASSERT_TRUE(store_->Append(meta.stream_id, store::ExpectedVersion::Any(), {&d, 1}).ok());
+  Run({dir_.Sub("audit.jsonl")});
+  auto lines = ReadLines(dir_.Sub("audit.jsonl"));
+  ASSERT_EQ(1u, lines.size());
+  EXPECT_EQ("RESOURCES_CLEANED", lines[0]["event_type"]);
+  EXPECT_EQ("i-123", lines[0]["resource_id"]);
+  EXPECT_EQ("provider-\"x\"", lines[0]["stream"]);
+  EXPECT_EQ("say \"bye\"\n", lines[0]["details"]["cleanup_reason"]);
 }
 
 TEST_F(AuditTest, RotatesBySizeAndKeepsEveryEntry) {
