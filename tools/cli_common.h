@@ -38,5 +38,6 @@ void AddBenchVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddDebugVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddProviderVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddDemoVerb(CLI::App& app, GlobalOptions& g, int& rc);
+void AddSnapshotVerbs(CLI::App& app, GlobalOptions& g, int& rc);
 
 }  // namespace hfe::tools

@@ -38,9 +38,9 @@ Status AggregateRoot::Save(store::EventStore& store) {
   return Status::Ok();
 }
 
-Status AggregateRoot::LoadFrom(const store::EventStore& store) {
+Status AggregateRoot::LoadFrom(const store::EventStore& store, uint64_t from_version) {
   Status bad = Status::Ok();
-  Status st = store.ReadStream(id_, 0, [&](const store::EventView& v) {
+  Status st = store.ReadStream(id_, from_version, [&](const store::EventView& v) {
     const schema::Envelope* e = VerifiedEnvelope(v.payload);
     if (!e) {
       bad = DataLoss("stream \"" + id_ + "\" version " + std::to_string(v.version) +
@@ -55,6 +55,13 @@ Status AggregateRoot::LoadFrom(const store::EventStore& store) {
   HFE_RETURN_IF_ERROR(bad);
   if (!version_) return NotFound("no " + stream_type_ + " \"" + id_ + "\" (its stream has no events)");
   return Status::Ok();
+}
+
+Status AggregateRoot::CatchUp(const store::EventStore& store) {
+  const uint64_t from = version_ ? *version_ + 1 : 0;
+  Status st = LoadFrom(store, from);
+  if (st.code() == StatusCode::kNotFound && version_) return Status::Ok();  // nothing after the snapshot
+  return st;
 }
 
 Status AggregateRoot::Refuse(const std::string& action, const std::string& state) const {

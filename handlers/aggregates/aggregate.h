@@ -37,6 +37,16 @@ class AggregateRoot {
   const std::vector<PendingEvent>& pending() const { return pending_; }
   // Events raised from now on carry this correlation id (e.g. the one of the command that caused them).
   void CorrelateWith(const store::EventId& id) { correlation_ = id; }
+  // Applies one stored event of the aggregate's stream, `version` being its stream version (folding the log
+  // event by event, as the compactor and replay do).
+  void ApplyStored(const schema::Envelope& e, uint64_t version) {
+    Apply(e);
+    version_ = version;
+  }
+
+  // Applies the events of the stream after the aggregate's version (all of them for one with none), e.g.
+  // after a state restored from a snapshot.
+  Status CatchUp(const store::EventStore& store);
 
   // Appends the pending events atomically with the loaded version as expectation; clears them on success.
   Status Save(store::EventStore& store);
@@ -50,8 +60,11 @@ class AggregateRoot {
   // Finishes `b` (holding a body of `type`) as an Envelope, applies it to the state and queues it.
   void Raise(flatbuffers::FlatBufferBuilder& b, schema::EventBody type, flatbuffers::Offset<void> body);
 
-  // Rebuilds from the stream; NotFound when it has no events.
-  Status LoadFrom(const store::EventStore& store);
+  // Rebuilds from the stream (after `from_version`, for an aggregate restored from a snapshot); NotFound when
+  // the stream has no events.
+  Status LoadFrom(const store::EventStore& store, uint64_t from_version = 0);
+  // Sets the version of a state restored from a snapshot.
+  void RestoreVersion(uint64_t v) { version_ = v; }
   // A transition that is not allowed: FailedPrecondition naming what was asked and the current state.
   Status Refuse(const std::string& action, const std::string& state) const;
 

@@ -107,6 +107,26 @@ Status Machine::Terminate(const std::string& reason) {
   return Status::Ok();
 }
 
+flatbuffers::Offset<schema::MachineState> Machine::ToState(fb::FlatBufferBuilder& b) const {
+  return schema::CreateMachineStateDirect(b, id().c_str(), version().value_or(0), MachineStatusName(status_),
+                                          request_id_.c_str(), template_id_.c_str(), instance_type_.c_str(),
+                                          instance_id_.c_str(), private_ip_.c_str(), public_ip_.c_str(), health_.c_str());
+}
+
+Machine Machine::FromState(const schema::MachineState& s) {
+  Machine m(Str(s.id()));
+  m.status_ = ParseStatus(Str(s.status()));
+  m.request_id_ = Str(s.request_id());
+  m.template_id_ = Str(s.template_id());
+  m.instance_type_ = Str(s.instance_type());
+  m.instance_id_ = Str(s.instance_id());
+  m.private_ip_ = Str(s.private_ip());
+  m.public_ip_ = Str(s.public_ip());
+  m.health_ = Str(s.health());
+  m.RestoreVersion(s.version());
+  return m;
+}
+
 void Machine::Apply(const schema::Envelope& e) {
   switch (e.body_type()) {
     case schema::EventBody::MachineCreatedEvent: {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "handlers/aggregates/aggregate.h"
+#include "schemas/snapshot_generated.h"
 
 namespace hfe::handlers::aggregates {
 
@@ -20,6 +21,9 @@ class Machine : public AggregateRoot {
                                 const std::string& request_id, const std::string& instance_type,
                                 const std::string& availability_zone = "");
   static Result<Machine> Load(const store::EventStore& store, const std::string& machine_id);
+  static Machine Blank(const std::string& machine_id) { return Machine(machine_id); }
+  flatbuffers::Offset<schema::MachineState> ToState(flatbuffers::FlatBufferBuilder& b) const;
+  static Machine FromState(const schema::MachineState& s);
 
   Status Provision(const std::string& instance_id, const std::string& private_ip, const std::string& public_ip);
   Status ChangeStatus(MachineStatus to, const std::string& reason);

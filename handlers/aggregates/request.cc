@@ -114,6 +114,31 @@ Status Request::Cancel(const std::string& reason) {
   return ChangeStatus(RequestStatus::kCancelled, reason);
 }
 
+flatbuffers::Offset<schema::RequestState> Request::ToState(fb::FlatBufferBuilder& b) const {
+  std::vector<fb::Offset<fb::String>> ids;
+  for (const auto& m : machine_ids_) ids.push_back(b.CreateString(m));
+  return schema::CreateRequestState(b, b.CreateString(id()), version().value_or(0), b.CreateString(RequestStatusName(status_)),
+                                    b.CreateString(template_id_), machine_count_, type_, b.CreateVector(ids),
+                                    b.CreateString(error_), EncodeKeyValues(b, tags_), created_at_ns_);
+}
+
+Request Request::FromState(const schema::RequestState& s) {
+  Request r(Str(s.id()));
+  r.status_ = ParseStatus(Str(s.status()));
+  r.template_id_ = Str(s.template_id());
+  r.machine_count_ = s.machine_count();
+  r.type_ = s.request_type();
+  if (s.machine_ids()) {
+    for (const auto* m : *s.machine_ids()) r.machine_ids_.push_back(m->str());
+  }
+  r.error_ = Str(s.error());
+  r.tags_ = DecodeKeyValues(s.tags());
+  r.created_at_ns_ = s.created_at_ns();
+  r.created_ = true;
+  r.RestoreVersion(s.version());
+  return r;
+}
+
 void Request::Apply(const schema::Envelope& e) {
   switch (e.body_type()) {
     case schema::EventBody::RequestCreatedEvent: {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "handlers/aggregates/aggregate.h"
+#include "schemas/snapshot_generated.h"
 
 namespace hfe::handlers::aggregates {
 
@@ -21,6 +22,11 @@ class Request : public AggregateRoot {
                                 schema::RequestType type = schema::RequestType::Provision, int timeout_seconds = 0,
                                 const KeyValues& tags = {});
   static Result<Request> Load(const store::EventStore& store, const std::string& request_id);
+  // An aggregate with no events yet, to fold stored events into (ApplyStored).
+  static Request Blank(const std::string& request_id) { return Request(request_id); }
+  // Snapshot state: out and back in (the version comes along).
+  flatbuffers::Offset<schema::RequestState> ToState(flatbuffers::FlatBufferBuilder& b) const;
+  static Request FromState(const schema::RequestState& s);
 
   Status StartProvisioning();
   Status Complete(const std::vector<std::string>& machine_ids);

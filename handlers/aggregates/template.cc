@@ -70,6 +70,23 @@ Status Template::Delete(const std::string& reason) {
   return Status::Ok();
 }
 
+flatbuffers::Offset<schema::TemplateState> Template::ToState(fb::FlatBufferBuilder& b) const {
+  return schema::CreateTemplateState(b, b.CreateString(id()), version().value_or(0), b.CreateString(name_),
+                                     b.CreateString(validation_), EncodeKeyValues(b, configuration_), template_version_,
+                                     deleted_);
+}
+
+Template Template::FromState(const schema::TemplateState& s) {
+  Template t(Str(s.id()));
+  t.name_ = Str(s.name());
+  t.validation_ = Str(s.validation());
+  t.configuration_ = DecodeKeyValues(s.configuration());
+  t.template_version_ = s.template_version();
+  t.deleted_ = s.deleted();
+  t.RestoreVersion(s.version());
+  return t;
+}
+
 void Template::Apply(const schema::Envelope& e) {
   switch (e.body_type()) {
     case schema::EventBody::TemplateCreatedEvent: {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "handlers/aggregates/aggregate.h"
+#include "schemas/snapshot_generated.h"
 
 namespace hfe::handlers::aggregates {
 
@@ -23,6 +24,9 @@ class Template : public AggregateRoot {
  public:
   static Result<Template> Create(const std::string& template_id, const TemplateSpec& spec);
   static Result<Template> Load(const store::EventStore& store, const std::string& template_id);
+  static Template Blank(const std::string& template_id) { return Template(template_id); }
+  flatbuffers::Offset<schema::TemplateState> ToState(flatbuffers::FlatBufferBuilder& b) const;
+  static Template FromState(const schema::TemplateState& s);
 
   Status Validate(const std::string& result, const KeyValues& details);
   // Sets configuration keys; the event carries the new and the previous values (empty for new keys).
