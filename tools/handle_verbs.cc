@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "handlers/notification/notification_handler.h"
 #include "handlers/dispatcher.h"
 #include "handlers/host.h"
+#include "handlers/replayer.h"
 #include "handlers/workflow/workflow_handler.h"
 #include "handlers/envelope.h"
 #include "handlers/event_json.h"
@@ -101,6 +103,70 @@ std::vector<std::string> Split(const std::string& s) {
   return out;
 }
 
+// The handlers named by --handler, registered in `registry`; `counter` and `metrics` are set when asked for.
+struct BuiltHandlers {
+  handlers::Registry registry;
+  std::shared_ptr<CountHandler> counter;
+  std::shared_ptr<handlers::MetricsHandler> metrics;
+};
+
+Status BuildHandlers(const HandleArgs& a, store::EventStore& store, BuiltHandlers* built) {
+  handlers::Registry& registry = built->registry;
+  auto names = Split(a.handlers);
+  auto wants = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  auto out_dir = [&]() -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(a.out, ec);
+    return ec ? IoError("cannot create --out '" + a.out + "': " + ec.message()) : Status::Ok();
+  };
+  if (wants("metrics") || wants("performance")) {
+    HFE_RETURN_IF_ERROR(out_dir());
+    handlers::MetricsOptions mo;
+    mo.path = a.out + "/metrics.prom";
+    mo.port = a.metrics_port;
+    auto m = handlers::MetricsHandler::Open(mo);
+    if (!m.ok()) return m.status();
+    built->metrics = *m;
+  }
+  for (const auto& h : names) {
+    if (h == "print") {
+      auto json = handlers::EventJson::Create();
+      if (!json.ok()) return json.status();
+      registry.RegisterAll(std::make_shared<PrintHandler>(std::move(*json)));
+    } else if (h == "count") {
+      built->counter = std::make_shared<CountHandler>();
+      registry.RegisterAll(built->counter);
+    } else if (h == "audit") {
+      HFE_RETURN_IF_ERROR(out_dir());
+      auto audit = handlers::AuditHandler::Open({a.out + "/audit.jsonl"});
+      if (!audit.ok()) return audit.status();
+      registry.RegisterAll(*audit);
+    } else if (h == "metrics") {
+      registry.RegisterAll(built->metrics);
+    } else if (h == "notification") {
+      HFE_RETURN_IF_ERROR(out_dir());
+      handlers::NotificationOptions no;
+      no.dir = a.out;
+      no.hook = a.notify_hook;
+      auto n = handlers::NotificationHandler::Open(no);
+      if (!n.ok()) return n.status();
+      registry.RegisterAll(*n);
+    } else if (h == "workflow") {
+      HFE_RETURN_IF_ERROR(handlers::RegisterWorkflowHandlers(registry, store.dir()));
+    } else if (h == "performance") {
+      handlers::PerformanceOptions po;
+      po.slow_threshold_seconds = a.slow_ms / 1000.0;
+      po.metrics = built->metrics;
+      registry.RegisterAll(std::make_shared<handlers::PerformanceHandler>(store, po));
+    } else {
+      return InvalidArgument("--handler: unknown handler '" + h +
+                             "' (built in: print, count, audit, notification, workflow, metrics, performance)");
+    }
+  }
+  if (registry.handlers().empty()) return InvalidArgument("--handler: name at least one handler (print, count, audit, ...)");
+  return Status::Ok();
+}
+
 int Handle(const GlobalOptions& g, const HandleArgs& a) {
   store::SubscriptionOptions o;
   for (const auto& t : Split(a.types)) {
@@ -125,62 +191,13 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
   o.wait = a.wait == "spin" ? store::WaitStrategy::kSpin
            : a.wait == "yield" ? store::WaitStrategy::kYield
                                : store::WaitStrategy::kPark;
-  handlers::Registry registry;
-  std::shared_ptr<CountHandler> counter;
-  std::shared_ptr<handlers::MetricsHandler> metrics;
-  auto names = Split(a.handlers);
-  auto wants = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
-  auto out_dir = [&]() -> Status {
-    std::error_code ec;
-    std::filesystem::create_directories(a.out, ec);
-    return ec ? IoError("cannot create --out '" + a.out + "': " + ec.message()) : Status::Ok();
-  };
-  if (wants("metrics") || wants("performance")) {
-    if (Status st = out_dir(); !st.ok()) return Fail(st);
-    handlers::MetricsOptions mo;
-    mo.path = a.out + "/metrics.prom";
-    mo.port = a.metrics_port;
-    auto m = handlers::MetricsHandler::Open(mo);
-    if (!m.ok()) return Fail(m.status());
-    metrics = *m;
-  }
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
-  for (const auto& h : names) {
-    if (h == "print") {
-      auto json = handlers::EventJson::Create();
-      if (!json.ok()) return Fail(json.status());
-      registry.RegisterAll(std::make_shared<PrintHandler>(std::move(*json)));
-    } else if (h == "count") {
-      counter = std::make_shared<CountHandler>();
-      registry.RegisterAll(counter);
-    } else if (h == "audit") {
-      if (Status st = out_dir(); !st.ok()) return Fail(st);
-      auto audit = handlers::AuditHandler::Open({a.out + "/audit.jsonl"});
-      if (!audit.ok()) return Fail(audit.status());
-      registry.RegisterAll(*audit);
-    } else if (h == "metrics") {
-      registry.RegisterAll(metrics);
-    } else if (h == "notification") {
-      if (Status st = out_dir(); !st.ok()) return Fail(st);
-      handlers::NotificationOptions no;
-      no.dir = a.out;
-      no.hook = a.notify_hook;
-      auto n = handlers::NotificationHandler::Open(no);
-      if (!n.ok()) return Fail(n.status());
-      registry.RegisterAll(*n);
-    } else if (h == "workflow") {
-      if (Status st = handlers::RegisterWorkflowHandlers(registry, (*s)->dir()); !st.ok()) return Fail(st);
-    } else if (h == "performance") {
-      handlers::PerformanceOptions po;
-      po.slow_threshold_seconds = a.slow_ms / 1000.0;
-      po.metrics = metrics;
-      registry.RegisterAll(std::make_shared<handlers::PerformanceHandler>(**s, po));
-    } else {
-      return Fail("--handler: unknown handler '" + h + "' (built in: print, count, audit, notification, workflow, metrics, performance)");
-    }
-  }
-  if (registry.handlers().empty()) return Fail("--handler: name at least one handler (print, count, audit, ...)");
+  BuiltHandlers built;
+  if (Status st = BuildHandlers(a, **s, &built); !st.ok()) return Fail(st);
+  handlers::Registry& registry = built.registry;
+  std::shared_ptr<CountHandler> counter = built.counter;
+  std::shared_ptr<handlers::MetricsHandler> metrics = built.metrics;
   handlers::HostOptions ho;
   ho.subscription = a.subscription;
   ho.group = a.group;
@@ -204,6 +221,79 @@ int Handle(const GlobalOptions& g, const HandleArgs& a) {
     }
   }
   return run.ok() ? 0 : Fail(run);
+}
+
+struct ReplayArgs {
+  std::string from, to, types;
+  HandleArgs handle;  // --handler, --out and the handlers' own options
+  bool no_progress = false;
+};
+
+// replay: the events of a time range (and type set) through chosen handlers, in log order, with a progress
+// bar on a terminal and a summary; one handler's failures (retried, then parked under "$parked-replay.<h>")
+// never stop the replay or the other handlers.
+int Replay(const GlobalOptions& g, const ReplayArgs& a) {
+  handlers::ReplayOptions ro;
+  if (a.from != "beginning") {
+    auto t = clock::ParseIso8601(a.from);
+    if (!t) return Fail("--from: expected an ISO 8601 time (e.g. 2026-11-27T10:00:00Z) or beginning; found '" + a.from + "'");
+    ro.from_ns = *t;
+  }
+  if (!a.to.empty()) {
+    auto t = clock::ParseIso8601(a.to);
+    if (!t) return Fail("--to: expected an ISO 8601 time (e.g. 2026-11-27T11:00:00Z); found '" + a.to + "'");
+    ro.to_ns = *t;
+  }
+  if (ro.to_ns < ro.from_ns) return Fail("--to is before --from; nothing to replay");
+  for (const auto& t : Split(a.types)) {
+    uint32_t n = handlers::EventTypeNumber(t);
+    if (n == 0) return Fail("--type: unknown event type '" + t + "' (`hostfactory types` lists them)");
+    ro.types.push_back(n);
+  }
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  BuiltHandlers built;
+  if (Status st = BuildHandlers(a.handle, **s, &built); !st.ok()) return Fail(st);
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  ro.stop = &g_stop;
+  if (!a.no_progress && ::isatty(2)) {
+    ro.progress = [](double done, uint64_t replayed) {
+      const int width = 30, filled = static_cast<int>(done * width);
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.append(static_cast<size_t>(width - filled), '.');
+      std::fprintf(stderr, "\rreplay [%s] %3.0f%%  %llu events replayed", bar.c_str(), done * 100,
+                   static_cast<unsigned long long>(replayed));
+      std::fflush(stderr);
+    };
+  }
+  auto r = handlers::Replay(**s, built.registry, ro);
+  if (ro.progress) std::fputc('\n', stderr);
+  if (built.metrics) (void)built.metrics->Flush();
+  if (built.counter) built.counter->Report();
+  if (!r.ok()) return Fail(r.status());
+  nlohmann::json per = nlohmann::json::array();
+  for (const auto& h : r->handlers) {
+    per.push_back({{"handler", h.handler}, {"succeeded", h.processed}, {"failed", h.parked},
+                   {"failed_attempts", h.failed}, {"skipped", h.skipped}});
+  }
+  const double secs = r->elapsed_ns / 1e9;
+  if (g.json) {
+    nlohmann::json j{{"events_replayed", r->replayed}, {"events_scanned", r->scanned}, {"seconds", secs},
+                     {"interrupted", r->interrupted}, {"handlers", per}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("replayed %llu event(s) of %llu scanned in %.2f s%s\n", static_cast<unsigned long long>(r->replayed),
+                static_cast<unsigned long long>(r->scanned), secs, r->interrupted ? " (interrupted)" : "");
+    for (const auto& h : r->handlers) {
+      std::string line = "  " + h.handler + ": " + std::to_string(h.processed) + " succeeded, " +
+                         std::to_string(h.parked) + " failed";
+      if (h.parked) line += " (parked in $parked-replay." + h.handler + ")";
+      if (h.skipped) line += ", " + std::to_string(h.skipped) + " skipped (at or before the handler's checkpoint)";
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  return r->interrupted ? 130 : 0;
 }
 
 int ListSubscriptions(const GlobalOptions& g) {
@@ -303,6 +393,17 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });
   app.add_subcommand("subscriptions", "list subscriptions: cursor, lag, members, delivered, acked, parked")
       ->callback([&g, &rc] { rc = ListSubscriptions(g); });
+  auto ra = std::make_shared<ReplayArgs>();
+  auto* r = app.add_subcommand("replay", "send the events of a time range (and types) through handlers, in log order");
+  r->add_option("--from", ra->from, "ISO 8601 time of the first event (or: beginning)")->required();
+  r->add_option("--to", ra->to, "ISO 8601 time of the last event (default: the end of the log)");
+  r->add_option("--type", ra->types, "event types, comma-separated (default: all)");
+  r->add_option("--handler", ra->handle.handlers, "handlers, comma-separated: print, count, audit, notification, workflow, metrics, performance")
+      ->required();
+  r->add_option("--out", ra->handle.out, "directory for handler outputs")->capture_default_str();
+  r->add_option("--slow-ms", ra->handle.slow_ms, "performance handler: slow-operation threshold")->capture_default_str();
+  r->add_flag("--no-progress", ra->no_progress, "no progress bar even on a terminal");
+  r->callback([&g, &rc, ra] { rc = Replay(g, *ra); });
   auto pa = std::make_shared<HandleArgs>();
   auto replay = std::make_shared<bool>(false);
   auto* p = app.add_subcommand("parked", "list a consumer group's parked events (JSON lines), or replay them");

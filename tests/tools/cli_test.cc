@@ -222,6 +222,51 @@ TEST_F(CliTest, DemoRunsThePipelineToTheEndAndRefusesBadInput) {
   EXPECT_FALSE(std::filesystem::exists(dir_.Sub("other")));
 }
 
+TEST_F(CliTest, CompactAggregateAndReplay) {
+  ASSERT_EQ(0, Cli(S() + "simulate --producers 1 --requests 20 --fail-rate 0").code);
+  CliRun c = Cli(S() + "--json compact");
+  ASSERT_EQ(0, c.code) << c.err;
+  auto cj = nlohmann::json::parse(c.out);
+  EXPECT_TRUE(cj["written"].get<bool>());
+  EXPECT_EQ(Events(), cj["events"].get<uint64_t>());
+  EXPECT_EQ(20u, cj["requests"].get<uint64_t>());
+  EXPECT_FALSE(nlohmann::json::parse(Cli(S() + "--json compact").out)["written"].get<bool>());
+  // A request's state from the snapshot plus its tail equals the one from the log.
+  const std::string recent = Cli(S() + "read --last 200").out;
+  const auto at = recent.find("\"stream\":\"request-");
+  ASSERT_NE(std::string::npos, at);
+  const std::string request = recent.substr(at + 10, recent.find('"', at + 10) - at - 10);
+  auto fast = nlohmann::json::parse(Cli(S() + "--json aggregate --stream " + request).out);
+  auto slow = nlohmann::json::parse(Cli(S() + "--json aggregate --stream " + request + " --no-snapshot").out);
+  EXPECT_NE(std::string::npos, fast["rebuilt_from"].get<std::string>().find("snapshot at position"));
+  EXPECT_EQ("complete", fast["outward_status"]);
+  for (auto* j : {&fast, &slow}) {
+    j->erase("rebuilt_from");
+    j->erase("rebuild_us");
+  }
+  EXPECT_EQ(slow, fast);
+  CliRun r = Cli(S() + "--json replay --from beginning --type RequestCreatedEvent,RequestCompletedEvent --handler count");
+  ASSERT_EQ(0, r.code) << r.err;
+  auto rj = nlohmann::json::parse(r.out);
+  EXPECT_EQ(40u, rj["events_replayed"].get<uint64_t>());
+  EXPECT_EQ(40u, rj["handlers"][0]["succeeded"].get<uint64_t>());
+  struct Case {
+    std::string args, needle;
+  } cases[] = {
+      {"aggregate --stream nope", "no stream \"nope\""},
+      {"compact --keep 0", "must be positive"},
+      {"replay --from yesterday --handler count", "--from: expected an ISO 8601 time"},
+      {"replay --from 2026-11-27T10:00:00Z --to 2026-11-27T09:00:00Z --handler count", "--to is before --from"},
+      {"replay --from beginning --handler nope", "unknown handler 'nope'"},
+  };
+  for (const auto& cs : cases) {
+    CliRun bad = Cli(S() + cs.args);
+    EXPECT_NE(0, bad.code) << cs.args;
+    EXPECT_EQ(1, Lines(bad.err)) << cs.args << ": " << bad.err;
+    EXPECT_NE(std::string::npos, bad.err.find(cs.needle)) << cs.args << ": " << bad.err;
+  }
+}
+
 TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
   ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 10").code);
   uint64_t total = Events();
