@@ -74,6 +74,11 @@ nlohmann::json EventJson::Line(const store::EventView& v) {
   j["type"] = name ? std::string(name) : "Unknown(" + std::to_string(v.type) + ")";
   j["event_id"] = v.id.ToString();
   j["occurred_at"] = clock::FormatIso8601(v.occurred_at_ns);
+  if (v.redacted) {
+    j["data"] = nullptr;
+    j["redacted"] = true;
+    return j;
+  }
   nlohmann::json body = Body(v.payload);
   if (!body.is_null()) {
     j["data"] = std::move(body);

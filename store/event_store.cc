@@ -34,6 +34,7 @@ Status EventStore::ReadSince(int64_t since_wall_ns, const Visitor& visit) const 
 Status EventStore::ReadLast(uint64_t n, const Visitor& visit) const { return log_->ReadLast(n, visit); }
 StreamInfo EventStore::GetStream(std::string_view stream) const { return log_->GetStream(stream); }
 StoreStats EventStore::Stats() const { return log_->Stats(); }
+Result<EventStore::RedactResult> EventStore::Redact(uint64_t position) { return log_->Redact(position); }
 Result<VerifyReport> EventStore::Verify() const { return log_->Verify(); }
 const RecoveryReport& EventStore::recovery_report() const { return log_->recovery_report(); }
 uint64_t EventStore::ResolvedPosition() const { return log_->resolved(); }

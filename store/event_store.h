@@ -116,6 +116,17 @@ class EventStore {
   Status ReadLast(uint64_t n, const Visitor& visit) const;              // the newest n, oldest first
   StreamInfo GetStream(std::string_view stream) const;
 
+  // Redacts the event at `position` in place: zeroes its payload (length and position kept), marks it
+  // redacted and recomputes its frame's CRC, so personal data leaves the log without rewriting it. Readers
+  // and replay see the event as redacted, with no body. NotFound when no event starts there; already_redacted
+  // when it was. A reader holding a view of the event while it is redacted may see part of it zeroed (the
+  // FlatBuffers Verifier then refuses it).
+  struct RedactResult {
+    bool already_redacted = false;
+    EventView event;  // the event as it is now
+  };
+  Result<RedactResult> Redact(uint64_t position);
+
   StoreStats Stats() const;
   // Scans every frame: CRCs, bounds, per-stream version continuity and chains, verdicts re-derived.
   Result<VerifyReport> Verify() const;

@@ -246,6 +246,9 @@ static_assert(offsetof(RecordHeader, frame_offset) == 52);
 static_assert(offsetof(RecordHeader, reserved1) == 56);
 static_assert(sizeof(RecordHeader) == 64);
 inline constexpr uint32_t kCrcRecordBegin = 16;  // record bytes [16, end) are covered by the CRC
+// RecordHeader.flags. Redacted: the payload was zeroed in place (length and position kept) and the frame's
+// CRC recomputed; readers present the event as redacted, with no body.
+inline constexpr uint16_t kRecordRedacted = 1;
 inline constexpr uint32_t RecordSize(uint32_t payload_length) {
   return static_cast<uint32_t>(sizeof(RecordHeader) + AlignUp(payload_length, 8));
 }

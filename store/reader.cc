@@ -69,6 +69,8 @@ void MakeView(const uint8_t* f, uint64_t frame_pos, uint32_t rec_off, EventView*
   v->id = EventId{r->event_id_hi, r->event_id_lo};
   v->occurred_at_ns = r->occurred_at_ns;
   v->payload = std::span<const uint8_t>(f + rec_off + sizeof(RecordHeader), r->payload_length);
+  v->redacted = (std::atomic_ref<uint16_t>(const_cast<uint16_t&>(r->flags)).load(std::memory_order_acquire) &
+                 kRecordRedacted) != 0;
 }
 
 Status Damaged(const std::string& dir, uint64_t pos, const std::string& what) {

@@ -71,6 +71,7 @@ struct EventView {
   EventId id;
   int64_t occurred_at_ns = 0;
   std::span<const uint8_t> payload;
+  bool redacted = false;       // the payload was zeroed by a redaction (EventStore::Redact)
 };
 
 struct StreamInfo {

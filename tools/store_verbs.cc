@@ -180,6 +180,25 @@ int Stats(const GlobalOptions& g) {
   return 0;
 }
 
+int Redact(const GlobalOptions& g, uint64_t position) {
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  auto r = (*s)->Redact(position);
+  if (!r.ok()) return Fail(r.status());
+  const auto& e = r->event;
+  if (g.json) {
+    nlohmann::json j{{"position", e.position}, {"stream", std::string(e.stream)}, {"version", e.version},
+                     {"event_id", e.id.ToString()}, {"payload_bytes", e.payload.size()},
+                     {"already_redacted", r->already_redacted}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s event at position %llu (%s version %llu, %zu payload bytes zeroed)\n",
+                r->already_redacted ? "already redacted:" : "redacted", static_cast<unsigned long long>(e.position),
+                std::string(e.stream).c_str(), static_cast<unsigned long long>(e.version), e.payload.size());
+  }
+  return 0;
+}
+
 int Types(const GlobalOptions& g) {
   nlohmann::json j = nlohmann::json::array();
   for (uint32_t t = 1; t <= handlers::EventTypeCount(); ++t) {
@@ -215,6 +234,10 @@ void AddStoreVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->callback([&g, &rc] { rc = Verify(g); });
   app.add_subcommand("stats", "events, streams, segments, bytes, tail position")->callback([&g, &rc] { rc = Stats(g); });
   app.add_subcommand("types", "the event types of the catalogue")->callback([&g, &rc] { rc = Types(g); });
+  auto position = std::make_shared<uint64_t>(0);
+  auto* red = app.add_subcommand("redact", "zero one event's payload in place (personal data), keeping its position");
+  red->add_option("--position", *position, "the event's position (as `read` prints it)")->required();
+  red->callback([&g, &rc, position] { rc = Redact(g, *position); });
 }
 
 }  // namespace hfe::tools

@@ -99,6 +99,7 @@ class Log {
   // ---- recovery and verification (recovery.cc)
   Status Recover(RecoveryMode mode);
   Result<VerifyReport> Verify() const;
+  Result<EventStore::RedactResult> Redact(uint64_t position);
 
   StoreStats Stats() const;
   const RecoveryReport& recovery_report() const { return recovery_; }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <thread>
@@ -366,6 +367,40 @@ TEST_F(EventStoreTest, ConcurrentAppendersGetTheirOwnPositions) {
   for (const auto& per : got) {
     for (const auto& [id, pos] : per) EXPECT_EQ(where[std::make_pair(id.hi, id.lo)], pos);
   }
+}
+
+TEST_F(EventStoreTest, RedactionZeroesOnePayloadInPlaceAndKeepsTheLogValid) {
+  std::vector<TestEvent> evs{TestEvent("alice@example.com"), TestEvent("bob@example.com"), TestEvent("carol")};
+  std::vector<uint64_t> pos(3);
+  ASSERT_TRUE(store_->Append("user-1", ExpectedVersion::NoStream(), Data(evs), pos).ok());
+  auto r = store_->Redact(pos[1]);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->already_redacted);
+  EXPECT_EQ(pos[1], r->event.position);
+  EXPECT_TRUE(store_->Redact(pos[1])->already_redacted);
+  EXPECT_EQ(StatusCode::kNotFound, store_->Redact(pos[1] + 8).status().code());
+  EXPECT_EQ(StatusCode::kNotFound, store_->Redact(1ull << 40).status().code());
+  auto check = [&](EventStore& s) {
+    std::vector<EventView> got;
+    ASSERT_TRUE(s.ReadStream("user-1", 0, [&](const EventView& v) { return got.push_back(v), true; }).ok());
+    ASSERT_EQ(3u, got.size());
+    EXPECT_FALSE(got[0].redacted);
+    EXPECT_EQ("alice@example.com", std::string(got[0].payload.begin(), got[0].payload.end()));
+    EXPECT_TRUE(got[1].redacted);
+    EXPECT_EQ(pos[1], got[1].position);
+    EXPECT_EQ(1u, got[1].version);
+    EXPECT_EQ(std::string("bob@example.com").size(), got[1].payload.size());
+    EXPECT_TRUE(std::all_of(got[1].payload.begin(), got[1].payload.end(), [](uint8_t b) { return b == 0; }));
+    EXPECT_EQ("carol", std::string(got[2].payload.begin(), got[2].payload.end()));
+    auto rep = s.Verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+  };
+  check(*store_);
+  StoreOptions strict = testing::SmallStore();
+  strict.recovery = RecoveryMode::kStrict;  // refuses to open on a bad CRC
+  Open(strict);
+  check(*store_);
 }
 
 // A forked child must not repeat its parent's ids: the store would take its events for duplicates.

@@ -267,6 +267,24 @@ TEST_F(CliTest, CompactAggregateAndReplay) {
   }
 }
 
+TEST_F(CliTest, RedactKeepsThePositionAndHidesTheBody) {
+  ASSERT_EQ(0, Cli(S() + "publish --stream request-9 --type RequestCreatedEvent --data '{\"request_id\":\"request-9\",\"template_id\":\"secret\"}'").code);
+  auto before = nlohmann::json::parse(Cli(S() + "--json read --stream request-9").out);
+  const uint64_t pos = before["position"].get<uint64_t>();
+  CliRun r = Cli(S() + "--json redact --position " + std::to_string(pos));
+  ASSERT_EQ(0, r.code) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["already_redacted"].get<bool>());
+  auto after = nlohmann::json::parse(Cli(S() + "--json read --stream request-9").out);
+  EXPECT_EQ(pos, after["position"].get<uint64_t>());
+  EXPECT_TRUE(after["redacted"].get<bool>());
+  EXPECT_TRUE(after["data"].is_null());
+  EXPECT_EQ(0, Cli(S() + "verify").code);
+  CliRun bad = Cli(S() + "redact --position 7");
+  EXPECT_NE(0, bad.code);
+  EXPECT_EQ(1, Lines(bad.err)) << bad.err;
+  EXPECT_NE(std::string::npos, bad.err.find("no event starts at position 7")) << bad.err;
+}
+
 TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
   ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 10").code);
   uint64_t total = Events();
