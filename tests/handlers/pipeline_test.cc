@@ -9,7 +9,6 @@
 
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -73,15 +72,17 @@ std::map<std::string, uint64_t> CountByType(const store::EventStore& s) {
 std::map<std::string, double> Metric(const std::string& path, const std::string& name) {
   std::map<std::string, double> out;
   std::ifstream in(path);
-  const std::regex line("^" + name + R"((\{[^}]*\})? ([0-9.e+]+)$)");
-  const std::regex type_label(R"(event_type="([^"]*)\")");
   for (std::string l; std::getline(in, l);) {
-    std::smatch m;
-    if (!std::regex_match(l, m, line)) continue;
-    std::string labels = m[1].str();
-    std::smatch t;
-    std::string key = std::regex_search(labels, t, type_label) ? t[1].str() : "";
-    out[key] += std::stod(m[2].str());
+    if (l.compare(0, name.size(), name) != 0 || l.size() <= name.size()) continue;
+    const char next = l[name.size()];
+    if (next != '{' && next != ' ') continue;  // another metric whose name starts the same
+    std::string key;
+    const std::string label = "event_type=\"";
+    if (auto at = l.find(label); next == '{' && at != std::string::npos) {
+      at += label.size();
+      key = l.substr(at, l.find('"', at) - at);
+    }
+    out[key] += std::stod(l.substr(l.rfind(' ') + 1));
   }
   return out;
 }
