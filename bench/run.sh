@@ -18,3 +18,4 @@ python3 "$here/bench/ratios.py" "$out/ring_bench.json" BM_BoostSpscQueue
 "$build/bench/handler_bench" --benchmark_repetitions="$rounds" --benchmark_enable_random_interleaving=true \
   --benchmark_min_time=0.3 --benchmark_out="$out/handler_bench.json" --benchmark_out_format=json >"$out/handler_bench.txt"
 python3 "$here/bench/ratios.py" "$out/handler_bench.json" BM_WriteLineFloor
+"$build/bench/snapshot_bench" --events "${HFE_SNAPSHOT_EVENTS:-10000000}" --rounds "$rounds" --out "$out/snapshot_bench.json"

@@ -4,7 +4,8 @@
 //
 // Processes: the provider (command handler, simulated cloud), a workflow handler process (subscription
 // "workflow"), a handler process for audit, notification, metrics and performance (subscription "handlers"),
-// and N producer processes that create requests at Q per second each. The workflow turns each created
+// the compactor (a snapshot every --compact-every events; the provider loads aggregates from it), and N
+// producer processes that create requests at Q per second each. The workflow turns each created
 // request into a StartProvisioning command; the provider provisions its machines after a random delay (some
 // fail) and completes or fails the request; follow-up workflows confirm, clean up and mark machines ready.
 // Every second a summary line: events/s, requests by outward status, how far each handler process is behind,
@@ -47,6 +48,7 @@ struct DemoArgs {
   double min_delay_ms = 1, max_delay_ms = 20;
   int metrics_port = 0;
   int timeout_s = 300;
+  uint64_t compact_every = 20'000;  // events between snapshots (0: no compactor)
 };
 
 // Child processes, stopped (SIGTERM, then SIGKILL) whatever way the demo ends.
@@ -57,6 +59,7 @@ class Children {
     pid_t pid = ::fork();
     if (pid < 0) return ErrnoStatus("fork", errno);
     if (pid == 0) {
+      ::dup2(2, 1);  // a child's reports go to stderr: stdout is the demo's own (JSON with --json)
       std::vector<char*> argv;
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -268,6 +271,10 @@ int Demo(const GlobalOptions& g, const DemoArgs& a) {
             fmt(a.max_delay_ms), "--stats-file", out + "/provider-stats.json"}),
       args({"handle", "--subscription", "workflow", "--handler", "workflow", "--stats-file", out + "/workflow-stats.json"}),
       args(handler_args)};
+  if (a.compact_every > 0) {
+    services.push_back(args({"compact", "--watch", "--every-events", std::to_string(a.compact_every), "--every-seconds",
+                             "5"}));
+  }
   std::vector<pid_t> service_pids;
   for (const auto& v : services) {
     auto pid = kids.Spawn(v);
@@ -454,6 +461,8 @@ void AddDemoVerb(CLI::App& app, GlobalOptions& g, int& rc) {
   d->add_option("--max-delay-ms", a->max_delay_ms, "longest provisioning delay")->capture_default_str();
   d->add_option("--metrics-port", a->metrics_port, "serve GET /metrics on 127.0.0.1:PORT while running");
   d->add_option("--timeout-s", a->timeout_s, "give up when the pipeline has not settled by then")->capture_default_str();
+  d->add_option("--compact-every", a->compact_every, "run a compactor: a snapshot every N events (0: none)")
+      ->capture_default_str();
   d->callback([&g, &rc, a] { rc = Demo(g, *a); });
 }
 

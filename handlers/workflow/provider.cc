@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "handlers/envelope.h"
+#include "handlers/snapshot/domain_state.h"
 #include "handlers/workflow/command_bus.h"
 #include "ipc/clock.h"
 
@@ -47,6 +48,26 @@ std::string SimulatedProvider::MachineId(const std::string& request_id, int k) {
 
 SimulatedProvider::SimulatedProvider(store::EventStore& store, const ProviderOptions& o)
     : store_(store), o_(o), rng_(Seed(o.seed)), stream_("provider-" + o.name) {}
+
+SimulatedProvider::~SimulatedProvider() = default;
+
+const DomainState* SimulatedProvider::Snapshot() {
+  // Aggregates load from the newest snapshot plus their stream's tail; a newer snapshot is picked up within
+  // a few seconds of the compactor writing it.
+  const int64_t now = clock::MonotonicNanos();
+  if (now - snapshot_checked_ns_ < 5'000'000'000) return snapshot_.get();
+  snapshot_checked_ns_ = now;
+  auto list = store::ListSnapshots(store_.dir());
+  if (!list.ok() || list->empty() || (snapshot_ && list->front().position == snapshot_->position())) {
+    return snapshot_.get();
+  }
+  auto file = store::SnapshotFile::NewestValid(store_.dir(), SnapshotSchemaHash(), nullptr);
+  if (file.ok() && *file) {
+    auto state = DomainState::FromSnapshot(std::move(*file));
+    if (state.ok()) snapshot_ = std::make_unique<DomainState>(std::move(*state));
+  }
+  return snapshot_.get();
+}
 
 template <typename Agg, typename Change>
 Status SimulatedProvider::Mutate(Agg& agg, const store::EventId& correlation, Change change) {
@@ -113,7 +134,7 @@ Status SimulatedProvider::StartProvisioning(const std::string& request_id, const
     ++stats_.already_done;  // a second delivery while the first is being provisioned
     return Status::Ok();
   }
-  auto loaded = Request::Load(store_, request_id);
+  auto loaded = LoadRequest(store_, Snapshot(), request_id);
   if (!loaded.ok()) return loaded.status();
   if (!Open(loaded->status())) {
     ++stats_.already_done;
@@ -133,7 +154,7 @@ Status SimulatedProvider::StartProvisioning(const std::string& request_id, const
   std::uniform_int_distribution<int64_t> delay(o_.min_delay_us, std::max(o_.min_delay_us, o_.max_delay_us));
   for (int k = 0; k < w.request->machine_count(); ++k) {
     const std::string mid = MachineId(request_id, k);
-    auto m = Machine::Load(store_, mid);
+    auto m = LoadMachine(store_, Snapshot(), mid);
     if (m.status().code() == StatusCode::kNotFound) {
       auto created = Machine::Create(mid, w.request->template_id(), request_id, o_.instance_type, "zone-a");
       if (!created.ok()) return created.status();
@@ -143,7 +164,7 @@ Status SimulatedProvider::StartProvisioning(const std::string& request_id, const
         ++stats_.machines_created;
         m = std::move(*created);
       } else if (Conflict(st)) {
-        m = Machine::Load(store_, mid);  // created by an earlier delivery that died before recording it
+        m = LoadMachine(store_, Snapshot(), mid);  // created by an earlier delivery that died before recording it
       } else {
         return st;
       }
@@ -230,7 +251,7 @@ Status SimulatedProvider::Tick(int64_t now_ns) {
 int64_t SimulatedProvider::NextDueNs() const { return due_.empty() ? INT64_MAX : due_.top().at; }
 
 Status SimulatedProvider::ConfirmRequest(const std::string& request_id, const store::EventId& correlation) {
-  auto r = Request::Load(store_, request_id);
+  auto r = LoadRequest(store_, Snapshot(), request_id);
   if (!r.ok()) return r.status();
   if (r->status() != RequestStatus::kCompleted && r->status() != RequestStatus::kPartial) {
     return FailedPrecondition("request \"" + request_id + "\" is " + aggregates::RequestStatusName(r->status()) +
@@ -239,7 +260,7 @@ Status SimulatedProvider::ConfirmRequest(const std::string& request_id, const st
   const int64_t t0 = clock::MonotonicNanos();
   std::string not_running;
   for (const auto& id : r->machine_ids()) {
-    auto m = Machine::Load(store_, id);
+    auto m = LoadMachine(store_, Snapshot(), id);
     if (!m.ok() || m->status() != MachineStatus::kRunning) not_running += (not_running.empty() ? "" : ",") + id;
   }
   fb::FlatBufferBuilder b;
@@ -256,7 +277,7 @@ Status SimulatedProvider::ConfirmRequest(const std::string& request_id, const st
 
 Status SimulatedProvider::CleanupRequest(const std::string& request_id, const std::string& reason,
                                          const store::EventId& correlation) {
-  auto r = Request::Load(store_, request_id);
+  auto r = LoadRequest(store_, Snapshot(), request_id);
   if (!r.ok()) return r.status();
   if (Open(r->status())) {
     return FailedPrecondition("request \"" + request_id + "\" is still " + aggregates::RequestStatusName(r->status()) +
@@ -265,7 +286,7 @@ Status SimulatedProvider::CleanupRequest(const std::string& request_id, const st
   const bool all = r->status() != RequestStatus::kCompleted && r->status() != RequestStatus::kPartial;
   bool did = false;
   for (int k = 0; k < r->machine_count(); ++k) {
-    auto m = Machine::Load(store_, MachineId(request_id, k));
+    auto m = LoadMachine(store_, Snapshot(), MachineId(request_id, k));
     if (m.status().code() == StatusCode::kNotFound) continue;  // never created
     if (!m.ok()) return m.status();
     if (m->status() == MachineStatus::kTerminated) continue;
@@ -281,7 +302,7 @@ Status SimulatedProvider::CleanupRequest(const std::string& request_id, const st
 }
 
 Status SimulatedProvider::MarkReady(const std::string& machine_id, const store::EventId& correlation) {
-  auto m = Machine::Load(store_, machine_id);
+  auto m = LoadMachine(store_, Snapshot(), machine_id);
   if (!m.ok()) return m.status();
   if (m->status() != MachineStatus::kRunning || m->health() == "healthy") {
     ++stats_.already_done;  // no longer running, or already reported ready
@@ -299,7 +320,7 @@ Status SimulatedProvider::MarkReady(const std::string& machine_id, const store::
 
 Status SimulatedProvider::CleanupMachine(const std::string& machine_id, const std::string& reason,
                                          const store::EventId& correlation) {
-  auto m = Machine::Load(store_, machine_id);
+  auto m = LoadMachine(store_, Snapshot(), machine_id);
   if (!m.ok()) return m.status();
   if (m->status() != MachineStatus::kTerminated) {
     return FailedPrecondition("machine \"" + machine_id + "\" is " + aggregates::MachineStatusName(m->status()) +

@@ -18,6 +18,8 @@
 // provider: provisioning runs on timers after its command was taken, so requests left pending or in progress
 // are provisioned again (machines that exist are continued, not created twice).
 //
+// Aggregates load from the newest snapshot the compactor wrote plus their stream's events after it.
+//
 // Provider events that belong to no aggregate (operation reports, cleaned resources) go to the stream
 // "provider-<name>".
 #pragma once
@@ -62,9 +64,12 @@ struct ProviderStats {
   std::string last_error;
 };
 
+class DomainState;
+
 class SimulatedProvider {
  public:
   SimulatedProvider(store::EventStore& store, const ProviderOptions& o);
+  ~SimulatedProvider();
 
   // Acts on one command. Errors name the command and what went wrong; the provider stays usable.
   Status Execute(const schema::Command& c);
@@ -109,6 +114,8 @@ class SimulatedProvider {
   // Applies `change` and saves; on a concurrency conflict reloads the aggregate and applies it again.
   template <typename Agg, typename Change>
   Status Mutate(Agg& agg, const store::EventId& correlation, Change change);
+  // The newest snapshot (checked every few seconds), or null: aggregates load from it plus their tail.
+  const DomainState* Snapshot();
 
   store::EventStore& store_;
   ProviderOptions o_;
@@ -118,6 +125,8 @@ class SimulatedProvider {
   std::unordered_set<std::string> monitored_;
   ProviderStats stats_;
   std::string stream_;
+  std::unique_ptr<DomainState> snapshot_;
+  int64_t snapshot_checked_ns_ = INT64_MIN / 2;
 };
 
 }  // namespace hfe::handlers

@@ -12,6 +12,7 @@
 #include "handlers/envelope.h"
 #include "handlers/workflow/command_bus.h"
 #include "handlers/workflow/command_bus_format.h"
+#include "handlers/snapshot/compactor.h"
 #include "handlers/workflow/provider.h"
 #include "handlers/workflow/workflow_handler.h"
 #include "ipc/clock.h"
@@ -357,6 +358,20 @@ TEST_F(ProviderTest, CommandsForWhatDoesNotExistOrCannotBeDoneAreRefusedClearly)
   EXPECT_NE(std::string::npos, st.message().find("still pending")) << st.message();
   EXPECT_EQ(2u, p.stats().rejected);
   EXPECT_NE(std::string::npos, p.stats().last_error.find("CleanupRequestCommand"));
+}
+
+TEST_F(ProviderTest, LoadsAggregatesFromTheNewestSnapshotPlusTheirTail) {
+  NewRequest("request-s", 2);
+  auto c = Compactor::Open(*store_, {});
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->CompactOnce();
+  ASSERT_TRUE(r.ok() && r->written);
+  SimulatedProvider p(*store_, Quick());
+  ASSERT_TRUE(Execute(p, CommandBody::StartProvisioningCommand, "request-s").ok());  // state from the snapshot
+  Settle(p);
+  EXPECT_EQ(RequestStatus::kCompleted, Request::Load(*store_, "request-s")->status());
+  ASSERT_TRUE(Execute(p, CommandBody::ConfirmRequestCommand, "request-s").ok());  // snapshot + 2-event tail
+  EXPECT_EQ(1u, p.stats().confirmations);
 }
 
 TEST_F(ProviderTest, ReconcileFinishesWhatACrashedProviderLeftWithoutDuplicates) {
