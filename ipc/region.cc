@@ -69,7 +69,10 @@ Status EnsureDirectory(const std::string& path, bool create, mode_t mode) {
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   if (this != &o) {
-    this->~MappedFile();
+    // Unmap and close what this one holds (not `this->~MappedFile()`: that would also destroy path_, which
+    // is assigned just below).
+    if (data_) ::munmap(data_, size_);
+    if (fd_ >= 0) ::close(fd_);
     data_ = o.data_;
     size_ = o.size_;
     fd_ = o.fd_;
