@@ -127,6 +127,10 @@ class EventStore {
   };
   Result<RedactResult> Redact(uint64_t position);
 
+  // Unmaps this process's mappings of segments retention retired (store/retention.h). Views into them become
+  // invalid; call it when this process holds none (a handler host holds none below its cursor).
+  void ReleaseRetired() const;
+
   StoreStats Stats() const;
   // Scans every frame: CRCs, bounds, per-stream version continuity and chains, verdicts re-derived.
   Result<VerifyReport> Verify() const;

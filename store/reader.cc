@@ -90,7 +90,8 @@ Result<uint64_t> Log::FrameStartAtOrAfter(uint64_t from) const {
   uint64_t seg = from / seg_size_;
   uint64_t pos = seg * seg_size_ + kSegmentHeaderSize;
   uint8_t* base = Segment(seg, false);
-  if (!base) return Damaged(dir_, pos, "segment missing");
+  if (!base) return seg < first_segment() ? first_segment() * seg_size_ + kSegmentHeaderSize
+                                          : Result<uint64_t>(Damaged(dir_, pos, "segment missing"));
   while (pos < end && pos / seg_size_ == seg) {
     uint64_t s = StateAt(base + pos % seg_size_).load(std::memory_order_acquire);
     uint32_t len = StateAbsLength(s);
@@ -115,7 +116,15 @@ Status Log::Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
     if (pos >= end) break;
     uint8_t* base = Segment(pos / seg_size_, false);
-    if (!base) return Damaged(dir_, pos, "segment missing");
+    if (!base) {
+      // Retired while this scan ran: continue at the oldest segment left.
+      const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_acquire);
+      if (pos / seg_size_ < first) {
+        pos = first * seg_size_ + kSegmentHeaderSize;
+        continue;
+      }
+      return Damaged(dir_, pos, "segment missing");
+    }
     uint8_t* f = base + pos % seg_size_;
     uint64_t s = StateAt(f).load(std::memory_order_acquire);
     uint32_t len = StateAbsLength(s);
@@ -173,7 +182,14 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
     if (c.frame % seg_size_ == 0) c.frame += kSegmentHeaderSize;
     if (c.frame >= end) break;
     uint8_t* base = Segment(c.frame / seg_size_, false);
-    if (!base) return Damaged(dir_, c.frame, "segment missing");
+    if (!base) {
+      const uint64_t first = first_segment();
+      if (c.frame / seg_size_ < first) {  // retired under this cursor: go on at the oldest segment left
+        c.frame = first * seg_size_ + kSegmentHeaderSize;
+        continue;
+      }
+      return Damaged(dir_, c.frame, "segment missing");
+    }
     uint8_t* f = base + c.frame % seg_size_;
     uint64_t s = StateAt(f).load(std::memory_order_acquire);
     uint32_t len = StateAbsLength(s);
@@ -262,6 +278,7 @@ void Log::WaitForResolved(uint64_t position, int strategy, int64_t timeout_ns) c
 bool ViewAt(const Log& log, uint64_t pos, EventView* v) {
   const uint64_t S = log.segment_size();
   if (pos >= log.resolved() || pos % S < kSegmentHeaderSize + sizeof(FrameHeader)) return false;
+  if (pos / S < log.first_segment()) return false;  // retired
   uint8_t* base = log.Segment(pos / S, false);
   if (!base || pos % S + sizeof(RecordHeader) > S) return false;
   const auto* r = reinterpret_cast<const RecordHeader*>(base + pos % S);
@@ -305,7 +322,9 @@ Status Log::ReadStream(std::string_view stream, uint64_t from_version, const Eve
   uint64_t pos = info.last_position;
   EventView v;
   uint64_t expect = kNoVersion;
+  const uint64_t retained = first_segment() * seg_size_;
   while (pos != kNoPosition) {
+    if (pos < retained) break;  // the stream's older events were retired
     if (!ViewAt(*this, pos, &v)) return Damaged(dir_, pos, "stream chain points at no accepted record");
     if (v.stream != stream) return Damaged(dir_, pos, "stream chain crosses into another stream");
     if (expect != kNoVersion && v.version != expect) return Damaged(dir_, pos, "stream versions out of order");

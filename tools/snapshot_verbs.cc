@@ -1,6 +1,7 @@
 // compact: write a snapshot now, or run as the store's compactor (--watch).
 // aggregate: one aggregate's state, rebuilt from the newest snapshot plus its stream's tail, or from the log.
 //   hostfactory compact [--watch] [--every-events N] [--every-seconds T] [--keep K]
+//                       [--retire [--max-lag-mb M] [--lagging hold|drop]]
 //   hostfactory aggregate --stream S [--no-snapshot]
 #include <csignal>
 #include <cstdio>
@@ -22,6 +23,9 @@ void OnSignal(int) { g_stop = 1; }
 
 struct CompactArgs {
   bool watch = false;
+  bool retire = false;
+  double max_lag_mb = 0;
+  std::string lagging = "hold";
   uint64_t every_events = 1'000'000;
   double every_seconds = 60;
   size_t keep = 3;
@@ -32,7 +36,11 @@ nlohmann::json ReportJson(const handlers::CompactionReport& r) {
           {"tail_events", r.tail_events},  {"requests", r.requests},       {"machines", r.machines},
           {"templates", r.templates},      {"bytes", r.bytes},             {"fold_ms", r.fold_ns / 1e6},
           {"serialize_ms", r.serialize_ns / 1e6}, {"write_ms", r.write_ns / 1e6}, {"path", r.path},
-          {"warnings", r.warnings}};
+          {"warnings", r.warnings}, {"retention", r.retention ? nlohmann::json{
+              {"retain_from", r.retention->retain_from}, {"first_segment", r.retention->first_segment},
+              {"segments_retired", r.retention->segments_retired}, {"bytes_freed", r.retention->bytes_freed},
+              {"held_by", r.retention->held_by}, {"dropped", r.retention->dropped},
+              {"holding", r.retention->holding}} : nlohmann::json(nullptr)}};
 }
 
 void Print(const GlobalOptions& g, const handlers::CompactionReport& r) {
@@ -50,11 +58,19 @@ void Print(const GlobalOptions& g, const handlers::CompactionReport& r) {
                 r.fold_ns / 1e6, r.serialize_ns / 1e6, r.write_ns / 1e6, r.path.c_str());
     std::fflush(stdout);
   }
+  if (r.retention && !g.json) {
+    for (const auto& d : r.retention->dropped) std::fprintf(stderr, "hostfactory: retention: %s\n", d.c_str());
+    for (const auto& h : r.retention->holding) std::fprintf(stderr, "hostfactory: retention: %s\n", h.c_str());
+    std::printf("retention: %llu segment(s) retired (%.1f MiB), oldest segment now %llu; held by %s\n",
+                static_cast<unsigned long long>(r.retention->segments_retired), r.retention->bytes_freed / 1048576.0,
+                static_cast<unsigned long long>(r.retention->first_segment), r.retention->held_by.c_str());
+    std::fflush(stdout);
+  }
 }
 
 int Compact(const GlobalOptions& g, const CompactArgs& a) {
-  if (a.every_events == 0 || a.every_seconds <= 0 || a.keep == 0) {
-    return Fail("--every-events, --every-seconds and --keep must be positive");
+  if (a.every_events == 0 || a.every_seconds <= 0 || a.keep == 0 || a.max_lag_mb < 0) {
+    return Fail("--every-events, --every-seconds and --keep must be positive, --max-lag-mb at least 0");
   }
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
@@ -62,6 +78,9 @@ int Compact(const GlobalOptions& g, const CompactArgs& a) {
   o.every_events = a.every_events;
   o.every_ms = static_cast<int64_t>(a.every_seconds * 1000);
   o.keep = a.keep;
+  o.retire = a.retire;
+  o.retention.max_lag_bytes = static_cast<uint64_t>(a.max_lag_mb * 1048576);
+  o.retention.lagging = a.lagging == "drop" ? store::RetentionOptions::Lagging::kDrop : store::RetentionOptions::Lagging::kHold;
   auto c = handlers::Compactor::Open(**s, o);
   if (!c.ok()) return Fail(c.status());
   if (!a.watch) {
@@ -172,6 +191,11 @@ void AddSnapshotVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
   c->add_option("--every-seconds", a->every_seconds, "with --watch: at least this often while events arrive")
       ->capture_default_str();
   c->add_option("--keep", a->keep, "snapshots kept")->capture_default_str();
+  c->add_flag("--retire", a->retire, "after each snapshot, retire (unlink) segments it and every subscription cursor are past");
+  c->add_option("--max-lag-mb", a->max_lag_mb, "with --retire: a subscription further behind is lagging (0: never)");
+  c->add_option("--lagging", a->lagging, "with --retire: hold a lagging subscription's segments, or drop it when detached")
+      ->check(CLI::IsMember({"hold", "drop"}))
+      ->capture_default_str();
   c->callback([&g, &rc, a] { rc = Compact(g, *a); });
   auto stream = std::make_shared<std::string>();
   auto no_snapshot = std::make_shared<bool>(false);

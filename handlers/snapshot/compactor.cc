@@ -37,7 +37,7 @@ Result<std::unique_ptr<Compactor>> Compactor::Open(store::EventStore& store, con
   return std::unique_ptr<Compactor>(new Compactor(store, o, *fd));
 }
 
-Result<CompactionReport> Compactor::CompactOnce() {
+Result<CompactionReport> Compactor::Snapshot() {
   CompactionReport r;
   const int64_t t0 = clock::MonotonicNanos();
   if (!state_) {
@@ -93,6 +93,15 @@ Result<CompactionReport> Compactor::CompactOnce() {
   r.fold_ns = t1 - t0;
   r.serialize_ns = t2 - t1;
   r.write_ns = t3 - t2;
+  return r;
+}
+
+Result<CompactionReport> Compactor::CompactOnce() {
+  auto r = Snapshot();
+  if (!r.ok() || !o_.retire || r->position == 0) return r;
+  auto ret = store::RetireSegments(store_, r->position, o_.retention);
+  if (!ret.ok()) return ret.status();
+  r->retention = std::move(*ret);
   return r;
 }
 

@@ -16,6 +16,7 @@
 
 #include "handlers/snapshot/domain_state.h"
 #include "store/event_store.h"
+#include "store/retention.h"
 
 namespace hfe::handlers {
 
@@ -23,6 +24,8 @@ struct CompactorOptions {
   uint64_t every_events = 1'000'000;  // Watch: a snapshot once this many events were appended since the last
   int64_t every_ms = 60'000;          // Watch: and at least this often while anything was appended
   size_t keep = 3;                    // snapshots kept (older ones are removed after a new one is written)
+  bool retire = false;                // after each snapshot, retire the segments it and every cursor are past
+  store::RetentionOptions retention;  // the lagging-subscription policy for retirement
 };
 
 struct CompactionReport {
@@ -35,6 +38,7 @@ struct CompactionReport {
   int64_t fold_ns = 0, serialize_ns = 0, write_ns = 0;
   std::string path;
   std::vector<std::string> warnings;  // snapshots that were skipped
+  std::optional<store::RetentionReport> retention;  // with CompactorOptions::retire
 };
 
 class Compactor {
@@ -43,13 +47,15 @@ class Compactor {
   static Result<std::unique_ptr<Compactor>> Open(store::EventStore& store, const CompactorOptions& o = {});
   ~Compactor();
 
-  // Folds what was appended since the last snapshot and writes a new one (when there was anything).
+  // Folds what was appended since the last snapshot and writes a new one (when there was anything); with
+  // `retire`, then retires the segments the snapshot and every durable cursor are past.
   Result<CompactionReport> CompactOnce();
   // Compacts on the triggers until *stop; each compaction's report goes to `report`.
   Status Watch(const volatile std::sig_atomic_t* stop, const std::function<void(const CompactionReport&)>& report);
 
  private:
   Compactor(store::EventStore& store, const CompactorOptions& o, int lock_fd);
+  Result<CompactionReport> Snapshot();  // the fold and the write, without retention
   store::EventStore& store_;
   CompactorOptions o_;
   int lock_fd_;

@@ -101,6 +101,16 @@ class Log {
   Result<VerifyReport> Verify() const;
   Result<EventStore::RedactResult> Redact(uint64_t position);
 
+  // ---- retention (retention.cc)
+  // Retires every segment wholly before `position` (not the resolved watermark's): advances first_segment,
+  // unlinks their files and unmaps them in this process. Returns how many were retired.
+  Result<uint64_t> RetireBefore(uint64_t position);
+  // Unmaps this process's mappings of retired segments (no thread of it may hold a view into them).
+  void ReleaseRetired() const;
+  uint64_t first_segment() const {
+    return std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_acquire);
+  }
+
   StoreStats Stats() const;
   const RecoveryReport& recovery_report() const { return recovery_; }
   const std::string& dir() const { return dir_; }

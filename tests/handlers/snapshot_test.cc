@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "handlers/snapshot/compactor.h"
 #include "handlers/snapshot/domain_state.h"
 #include "store/snapshot.h"
+#include "store/subscription.h"
 #include "store/snapshot_format.h"
 #include "tests/store/store_testutil.h"
 
@@ -286,6 +288,87 @@ TEST_F(SnapshotTest, AggregatesLoadFromSnapshotPlusTheirTail) {
   EXPECT_EQ(aggregates::RequestStatus::kCompleted, fast->status());
   EXPECT_EQ((std::vector<std::string>{"m1", "m2"}), fast->machine_ids());
   EXPECT_EQ(StatusCode::kNotFound, LoadRequest(*store_, &*snap, "request-404").status().code());
+}
+
+// Retention: appends 20 rounds of about two segments each (10x the window the snapshot and a subscription
+// that keeps up leave), compacting and retiring after each; the store keeps a bounded number of segment
+// files, stays verifiable, and snapshot + tail still equals the state a reader folded from every event.
+TEST_F(SnapshotTest, RetentionKeepsDiskBoundedAndNothingAcknowledgedIsLost) {
+  History h(*store_, 7);
+  auto keeper = store::Subscription::Open(*store_, "keeper", {});
+  ASSERT_TRUE(keeper.ok());
+  DomainState shadow;  // folded from every event as the subscription delivers it
+  CompactorOptions co;
+  co.retire = true;
+  auto c = Compactor::Open(*store_, co);
+  ASSERT_TRUE(c.ok());
+  const uint64_t seg = store_->Stats().segment_size;
+  uint64_t max_files = 0, retired = 0;
+  for (int round = 0; round < 20; ++round) {
+    const uint64_t target = store_->Stats().tail_position + 2 * seg;
+    while (store_->Stats().tail_position < target) h.Step();
+    for (;;) {
+      auto n = (*keeper)->Poll([&](const store::EventView& v) { return shadow.Apply(v), true; }, 1024);
+      ASSERT_TRUE(n.ok());
+      if (*n == 0) break;
+    }
+    (*keeper)->AckDelivered();
+    auto r = (*c)->CompactOnce();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(r->retention.has_value());
+    retired += r->retention->segments_retired;
+    uint64_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.path() + "/segments")) files += e.is_regular_file();
+    max_files = std::max(max_files, files);
+  }
+  EXPECT_GE(retired, 30u);
+  EXPECT_LE(max_files, 4u) << "segment files must stay bounded";
+  EXPECT_LE(store_->Stats().segments, 3u);
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems.front());
+  // The log's head is gone, the state is not: snapshot + tail equals what the subscriber folded.
+  auto rebuilt = DomainState::Rebuild(*store_);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_EQ(Text(shadow.Serialize()), Text(rebuilt->Serialize()));
+  // Reads start at the oldest segment left; a long stream keeps its newest events.
+  uint64_t first_version = UINT64_MAX, count = 0;
+  ASSERT_TRUE(store_->ReadStream("resource-1", 0, [&](const store::EventView& v) {
+    first_version = std::min(first_version, v.version);
+    return ++count, true;
+  }).ok());
+  EXPECT_GT(first_version, 0u);
+  EXPECT_EQ(store_->GetStream("resource-1").next_version, first_version + count);
+  // The first request's events are all retired; it loads from the snapshot.
+  EXPECT_TRUE(LoadRequest(*store_, &*rebuilt, "request-0").ok());
+}
+
+TEST_F(SnapshotTest, ALaggingSubscriptionHoldsItsSegmentsOrIsDroppedWhenDetached) {
+  History h(*store_, 11);
+  { auto slow = store::Subscription::Open(*store_, "slow", {}); ASSERT_TRUE(slow.ok()); }  // never acks
+  const uint64_t seg = store_->Stats().segment_size;
+  while (store_->Stats().tail_position < 6 * seg) h.Step();
+  CompactorOptions co;
+  co.retire = true;
+  co.retention.max_lag_bytes = seg;
+  {
+    auto c = Compactor::Open(*store_, co);
+    auto r = (*c)->CompactOnce();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(0u, r->retention->segments_retired);
+    EXPECT_NE(std::string::npos, r->retention->held_by.find("\"slow\"")) << r->retention->held_by;
+    ASSERT_EQ(1u, r->retention->holding.size());
+    EXPECT_NE(std::string::npos, r->retention->holding[0].find("held")) << r->retention->holding[0];
+  }
+  co.retention.lagging = store::RetentionOptions::Lagging::kDrop;
+  auto c = Compactor::Open(*store_, co);
+  for (int i = 0; i < 50; ++i) h.Step();
+  auto r = (*c)->CompactOnce();
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(1u, r->retention->dropped.size());
+  EXPECT_NE(std::string::npos, r->retention->dropped[0].find("\"slow\"")) << r->retention->dropped[0];
+  EXPECT_GE(r->retention->segments_retired, 4u);
+  EXPECT_TRUE(store::Subscription::List(*store_)->empty());
 }
 
 }  // namespace
