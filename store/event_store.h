@@ -89,6 +89,14 @@ struct VerifyReport {
 
 class Log;
 
+struct StreamMetadata {
+  uint64_t max_count = 0;        // keep the newest N events visible (0: no limit)
+  int64_t max_age_ns = 0;        // hide events older than this (0: no limit)
+  uint64_t truncate_before = 0;  // hide versions below this
+  bool deleted = false;          // soft-deleted (truncated at the version it had)
+  bool hard_deleted = false;     // tombstoned: empty, appends refused
+};
+
 class EventStore {
  public:
   ~EventStore();
@@ -110,11 +118,21 @@ class EventStore {
   // Reads. The callback returns false to stop early. Only resolved, accepted events are delivered, in
   // position order.
   using Visitor = std::function<bool(const EventView&)>;
+  // A stream's events from `from_version`, minus what its metadata excludes (see SetStreamMetadata).
   Status ReadStream(std::string_view stream, uint64_t from_version, const Visitor& visit) const;
   Status ReadAll(uint64_t from_position, const Visitor& visit) const;
   Status ReadSince(int64_t since_wall_ns, const Visitor& visit) const;  // events with occurred_at >= since
   Status ReadLast(uint64_t n, const Visitor& visit) const;              // the newest n, oldest first
   StreamInfo GetStream(std::string_view stream) const;
+
+  // Per-stream retention and deletion, kept as StreamMetadataEvents in "$meta-<stream>" (the newest applies).
+  // ReadStream skips what the metadata excludes; a hard-deleted stream also refuses appends.
+  Status SetStreamMetadata(std::string_view stream, const StreamMetadata& m);
+  // The stream's metadata (all defaults when none was set).
+  Result<StreamMetadata> GetStreamMetadata(std::string_view stream) const;
+  // Soft: the stream reads as empty (truncated at its current version) until appended to again.
+  // Hard: it reads as empty and refuses every append from now on (FailedPrecondition).
+  Status DeleteStream(std::string_view stream, bool hard);
 
   // Redacts the event at `position` in place: zeroes its payload (length and position kept), marks it
   // redacted and recomputes its frame's CRC, so personal data leaves the log without rewriting it. Readers
@@ -143,6 +161,9 @@ class EventStore {
 
  private:
   explicit EventStore(std::unique_ptr<Log> log);
+  // True when "$meta-<stream>" exists (a table probe; no allocation once the per-thread name buffer grew).
+  bool HasMetadata(std::string_view stream) const;
+  Status CheckNotTombstoned(std::string_view stream) const;
   std::unique_ptr<Log> log_;
 };
 

@@ -199,6 +199,71 @@ int Redact(const GlobalOptions& g, uint64_t position) {
   return 0;
 }
 
+// "90", "90s", "15m", "12h", "7d" -> nanoseconds; nullopt when it is none of these.
+std::optional<int64_t> ParseDuration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
+  if (scale < 0 || v < 0) return std::nullopt;
+  return static_cast<int64_t>(v * scale * 1e9);
+}
+
+struct MetaArgs {
+  std::string stream, max_age;
+  std::optional<uint64_t> max_count, truncate_before;
+  bool hard = false;
+};
+
+nlohmann::json MetaJson(const std::string& stream, const store::StreamMetadata& m) {
+  return {{"stream", stream},
+          {"max_count", m.max_count},
+          {"max_age_seconds", m.max_age_ns / 1e9},
+          {"truncate_before", m.truncate_before == UINT64_MAX ? nlohmann::json("all") : nlohmann::json(m.truncate_before)},
+          {"deleted", m.deleted},
+          {"hard_deleted", m.hard_deleted}};
+}
+
+int StreamMeta(const GlobalOptions& g, const MetaArgs& a) {
+  std::optional<int64_t> age;
+  if (!a.max_age.empty()) {
+    age = ParseDuration(a.max_age);
+    if (!age) return Fail("--max-age: expected a duration such as 90s, 15m, 12h or 7d (0 for none); found '" + a.max_age + "'");
+  }
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  auto m = (*s)->GetStreamMetadata(a.stream);
+  if (!m.ok()) return Fail(m.status());
+  if (a.max_count || age || a.truncate_before) {
+    if (a.max_count) m->max_count = *a.max_count;
+    if (age) m->max_age_ns = *age;
+    if (a.truncate_before) m->truncate_before = *a.truncate_before;
+    if (Status st = (*s)->SetStreamMetadata(a.stream, *m); !st.ok()) return Fail(st);
+  }
+  nlohmann::json j = MetaJson(a.stream, *m);
+  std::printf("%s\n", g.json ? j.dump().c_str() : j.dump(2).c_str());
+  return 0;
+}
+
+int DeleteStream(const GlobalOptions& g, const MetaArgs& a) {
+  auto s = OpenStore(g, false);
+  if (!s.ok()) return Fail(s.status());
+  if (Status st = (*s)->DeleteStream(a.stream, a.hard); !st.ok()) return Fail(st);
+  auto m = (*s)->GetStreamMetadata(a.stream);
+  if (!m.ok()) return Fail(m.status());
+  if (g.json) std::printf("%s\n", MetaJson(a.stream, *m).dump().c_str());
+  else std::printf("deleted \"%s\" (%s)\n", a.stream.c_str(),
+                   a.hard ? "hard: it reads as empty and refuses appends for good"
+                          : "soft: it reads as empty until appended to again");
+  return 0;
+}
+
 int Types(const GlobalOptions& g) {
   nlohmann::json j = nlohmann::json::array();
   for (uint32_t t = 1; t <= handlers::EventTypeCount(); ++t) {
@@ -234,6 +299,18 @@ void AddStoreVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
       ->callback([&g, &rc] { rc = Verify(g); });
   app.add_subcommand("stats", "events, streams, segments, bytes, tail position")->callback([&g, &rc] { rc = Stats(g); });
   app.add_subcommand("types", "the event types of the catalogue")->callback([&g, &rc] { rc = Types(g); });
+  auto ma = std::make_shared<MetaArgs>();
+  auto* sm = app.add_subcommand("stream-meta", "show or set a stream's retention: max count, max age, truncate before");
+  sm->add_option("--stream", ma->stream, "the stream")->required();
+  sm->add_option("--max-count", ma->max_count, "keep the newest N events visible (0: no limit)");
+  sm->add_option("--max-age", ma->max_age, "hide events older than this: 90s, 15m, 12h, 7d (0: no limit)");
+  sm->add_option("--truncate-before", ma->truncate_before, "hide versions below this one");
+  sm->callback([&g, &rc, ma] { rc = StreamMeta(g, *ma); });
+  auto da = std::make_shared<MetaArgs>();
+  auto* ds = app.add_subcommand("delete-stream", "delete a stream: soft (reads empty until written again) or --hard");
+  ds->add_option("--stream", da->stream, "the stream")->required();
+  ds->add_flag("--hard", da->hard, "for good: the stream refuses every append from now on");
+  ds->callback([&g, &rc, da] { rc = DeleteStream(g, *da); });
   auto position = std::make_shared<uint64_t>(0);
   auto* red = app.add_subcommand("redact", "zero one event's payload in place (personal data), keeping its position");
   red->add_option("--position", *position, "the event's position (as `read` prints it)")->required();

@@ -39,7 +39,7 @@ TEST(SchemaEvolutionTest, NewBufferDecodesWithPreviousSchema) {
 }
 
 TEST(SchemaEvolutionTest, CatalogueHasEveryFamily) {
-  EXPECT_EQ(55, static_cast<int>(EventBody::MAX));  // the 54 of the catalogue, and ParkedEvent
+  EXPECT_EQ(56, static_cast<int>(EventBody::MAX));  // the 54 of the catalogue, ParkedEvent, StreamMetadataEvent
   EXPECT_STREQ("RequestCreatedEvent", EnumNameEventBody(EventBody::RequestCreatedEvent));
   EXPECT_EQ(1, static_cast<int>(EventBody::RequestCreatedEvent));
   EXPECT_STREQ("HealthCheckEvent", EnumNameEventBody(EventBody::HealthCheckEvent));

@@ -403,6 +403,53 @@ TEST_F(EventStoreTest, RedactionZeroesOnePayloadInPlaceAndKeepsTheLogValid) {
   check(*store_);
 }
 
+TEST_F(EventStoreTest, StreamMetadataLimitsWhatReadsSeeAndHardDeleteRefusesAppends) {
+  std::vector<TestEvent> evs;
+  for (int i = 0; i < 5; ++i) evs.emplace_back("e" + std::to_string(i));
+  ASSERT_TRUE(Append("order-1", ExpectedVersion::NoStream(), evs).ok());
+  auto versions = [&] {
+    std::vector<uint64_t> v;
+    EXPECT_TRUE(store_->ReadStream("order-1", 0, [&](const EventView& e) { return v.push_back(e.version), true; }).ok());
+    return v;
+  };
+  StreamMetadata m;
+  m.max_count = 2;
+  ASSERT_TRUE(store_->SetStreamMetadata("order-1", m).ok());
+  EXPECT_EQ((std::vector<uint64_t>{3, 4}), versions());
+  m.max_count = 0;
+  m.truncate_before = 1;
+  ASSERT_TRUE(store_->SetStreamMetadata("order-1", m).ok());
+  EXPECT_EQ((std::vector<uint64_t>{1, 2, 3, 4}), versions());
+  m.truncate_before = 0;
+  m.max_age_ns = 1;  // everything is older than a nanosecond by now
+  ASSERT_TRUE(store_->SetStreamMetadata("order-1", m).ok());
+  EXPECT_TRUE(versions().empty());
+  m.max_age_ns = 3'600'000'000'000;
+  ASSERT_TRUE(store_->SetStreamMetadata("order-1", m).ok());
+  EXPECT_EQ(5u, versions().size());
+  EXPECT_EQ(3'600'000'000'000, store_->GetStreamMetadata("order-1")->max_age_ns);
+  // Soft delete: empty until written again, versions continue.
+  ASSERT_TRUE(store_->DeleteStream("order-1", false).ok());
+  EXPECT_TRUE(versions().empty());
+  ASSERT_TRUE(Append("order-1", ExpectedVersion::Any(), {TestEvent("again")}).ok());
+  EXPECT_EQ((std::vector<uint64_t>{5}), versions());
+  // Hard delete: empty, and no append of any kind gets in.
+  ASSERT_TRUE(store_->DeleteStream("order-1", true).ok());
+  EXPECT_TRUE(versions().empty());
+  EXPECT_EQ(StatusCode::kFailedPrecondition, Append("order-1", ExpectedVersion::Any(), {TestEvent("x")}).status().code());
+  auto d = Data({TestEvent("y")});
+  StreamAppend multi[] = {{"order-2", ExpectedVersion::Any(), d}, {"order-1", ExpectedVersion::Any(), d}};
+  EXPECT_EQ(StatusCode::kFailedPrecondition, store_->AppendMulti(multi).status().code());
+  EXPECT_FALSE(store_->GetStream("order-2").exists);  // the whole batch was refused
+  EXPECT_EQ(StatusCode::kFailedPrecondition, store_->SetStreamMetadata("order-1", {}).code());
+  // Bad input.
+  EXPECT_EQ(StatusCode::kInvalidArgument, store_->SetStreamMetadata("$meta-x", {}).code());
+  EXPECT_EQ(StatusCode::kNotFound, store_->DeleteStream("no-such", false).code());
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok());
+}
+
 // A forked child must not repeat its parent's ids: the store would take its events for duplicates.
 TEST(EventIdTest, ForkedChildrenDrawDifferentIds) {
   (void)EventId::Random();  // the parent's generator is seeded before the fork

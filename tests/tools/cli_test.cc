@@ -285,6 +285,32 @@ TEST_F(CliTest, RedactKeepsThePositionAndHidesTheBody) {
   EXPECT_NE(std::string::npos, bad.err.find("no event starts at position 7")) << bad.err;
 }
 
+TEST_F(CliTest, StreamMetaAndDeleteStream) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(0, Cli(S() + "publish --stream order-1 --type RequestCreatedEvent --data '{}'").code);
+  }
+  auto m = nlohmann::json::parse(Cli(S() + "--json stream-meta --stream order-1 --max-count 1 --max-age 12h").out);
+  EXPECT_EQ(1u, m["max_count"].get<uint64_t>());
+  EXPECT_EQ(43200.0, m["max_age_seconds"].get<double>());
+  EXPECT_EQ(1, Lines(Cli(S() + "read --stream order-1").out));
+  ASSERT_EQ(0, Cli(S() + "delete-stream --stream order-1 --hard").code);
+  EXPECT_EQ(0, Lines(Cli(S() + "read --stream order-1").out));
+  struct Case {
+    std::string args, needle;
+  } cases[] = {
+      {"publish --stream order-1 --type RequestCreatedEvent --data '{}'", "deleted for good"},
+      {"stream-meta --stream order-2 --max-age soon", "--max-age: expected a duration"},
+      {"stream-meta --stream '$parked-x' --max-count 1", "is a system stream"},
+      {"delete-stream --stream nowhere", "no stream \"nowhere\" to delete"},
+  };
+  for (const auto& c : cases) {
+    CliRun bad = Cli(S() + c.args);
+    EXPECT_NE(0, bad.code) << c.args;
+    EXPECT_EQ(1, Lines(bad.err)) << c.args << ": " << bad.err;
+    EXPECT_NE(std::string::npos, bad.err.find(c.needle)) << c.args << ": " << bad.err;
+  }
+}
+
 TEST_F(CliTest, HandleResumesAfterItsAcksAndSubscriptionsShowsLag) {
   ASSERT_EQ(0, Cli(S() + "simulate --producers 2 --requests 10").code);
   uint64_t total = Events();
