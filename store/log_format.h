@@ -420,8 +420,13 @@ struct ControlHeader {
   int64_t newest_occurred_at_ns;  //  576
   uint64_t subscription_table_offset;  // 584
   uint64_t subscription_slots;         // 592
-  uint8_t pad4[kControlHeaderSize - 600];
+  uint8_t pad4[640 - 600];
+  // -- cache line 640: read by every append, written once per store in a while
+  uint64_t metadata_flags;        //  640  kMetaAny: some stream has metadata; kMetaHardDelete: some is tombstoned
+  uint8_t pad5[kControlHeaderSize - 648];
 };
+inline constexpr uint64_t kMetaAny = 1;         // ReadStream looks for "$meta-<stream>" only when set
+inline constexpr uint64_t kMetaHardDelete = 2;  // appends check for a tombstone only when set
 static_assert(offsetof(ControlHeader, segment_size) == 32);
 static_assert(offsetof(ControlHeader, stream_slots) == 40);
 static_assert(offsetof(ControlHeader, dedup_window) == 48);
@@ -448,6 +453,7 @@ static_assert(offsetof(ControlHeader, journal_stream_count) == 448);
 static_assert(offsetof(ControlHeader, accepted_events) == 512);
 static_assert(offsetof(ControlHeader, dedup_count) == 560);
 static_assert(offsetof(ControlHeader, first_segment) == 568);
+static_assert(offsetof(ControlHeader, metadata_flags) == 640);
 static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);
 static_assert(offsetof(ControlHeader, subscription_table_offset) == 584);
 static_assert(offsetof(ControlHeader, subscription_slots) == 592);

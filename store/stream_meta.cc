@@ -30,9 +30,14 @@ Status CheckName(std::string_view stream) {
 
 }  // namespace
 
-bool EventStore::HasMetadata(std::string_view stream) const { return log_->GetStream(MetaName(stream)).exists; }
+bool EventStore::HasMetadata(std::string_view stream) const {
+  // One load of a read-mostly word; the table is probed only in stores where metadata was ever set.
+  return (log_->metadata_flags() & format::kMetaAny) && log_->GetStream(MetaName(stream)).exists;
+}
 
 Status EventStore::CheckNotTombstoned(std::string_view stream) const {
+  // The append path: nothing but one load unless some stream of this store was hard-deleted.
+  if (!(log_->metadata_flags() & format::kMetaHardDelete)) return Status::Ok();
   if (stream.empty() || stream[0] == '$' || !HasMetadata(stream)) return Status::Ok();
   auto m = GetStreamMetadata(stream);
   if (!m.ok()) return m.status();
@@ -90,6 +95,8 @@ Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetada
   schema::FinishEnvelopeBuffer(b, env);
   EventData d{id, static_cast<uint32_t>(schema::EventBody::StreamMetadataEvent), 0,
               std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
+  // The flags go up before the metadata is visible, so no reader or appender can miss it.
+  log_->AddMetadataFlags(format::kMetaAny | (m.hard_deleted ? format::kMetaHardDelete : 0));
   return Append(meta, ExpectedVersion::Any(), {&d, 1}).status();
 }
 

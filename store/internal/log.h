@@ -107,6 +107,10 @@ class Log {
   Result<uint64_t> RetireBefore(uint64_t position);
   // Unmaps this process's mappings of retired segments (no thread of it may hold a view into them).
   void ReleaseRetired() const;
+  uint64_t metadata_flags() const {
+    return std::atomic_ref<uint64_t>(ctl_->metadata_flags).load(std::memory_order_acquire);
+  }
+  void AddMetadataFlags(uint64_t f) { std::atomic_ref<uint64_t>(ctl_->metadata_flags).fetch_or(f, std::memory_order_acq_rel); }
   uint64_t first_segment() const {
     return std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_acquire);
   }
