@@ -20,6 +20,7 @@ struct HostState {
   std::unique_ptr<Dispatcher> dispatcher;
   uint64_t dispatched = 0;
   int64_t started_ns = 0;
+  uint64_t first_segment_seen = 0;
 };
 
 HandlerHost::HandlerHost(std::unique_ptr<HostState> s) : s_(std::move(s)) {}
@@ -111,6 +112,12 @@ Status HandlerHost::Run(const volatile std::sig_atomic_t* stop) {
       break;
     }
     ack();
+    // Segments retention retired are unmapped here too (tmpfs frees them once every process has): this
+    // host holds no view below its cursor, and retention never passes a cursor.
+    if (const uint64_t first = s.store->Stats().first_segment; first != s.first_segment_seen) {
+      s.first_segment_seen = first;
+      s.store->ReleaseRetired();
+    }
     if (s.o.idle_exit_ms > 0 && now - idle_since > s.o.idle_exit_ms * 1'000'000) break;
     if (s.sub) s.sub->Wait(100'000'000);
     else s.member->Wait(1'000'000);

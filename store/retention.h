@@ -7,8 +7,8 @@
 // After a retirement, reads start at the first retained segment: ReadAll from 0 begins there, ReadStream
 // returns the stream's retained events, and an aggregate whose early events are gone loads from the
 // snapshot plus its tail. A view of an event in a retired segment stays valid in a process until that process
-// calls EventStore::ReleaseRetired() (the retiring process does so at once; handler hosts hold no views
-// below their cursor, which retention never passes).
+// calls EventStore::ReleaseRetired() (the retiring process does so at once; handler hosts do so when idle,
+// as they hold no views below their cursor, which retention never passes).
 #pragma once
 
 #include <cstdint>

@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "handlers/envelope.h"
 #include "schemas/events_schema_text.h"
 #include "handlers/snapshot/compactor.h"
 #include "handlers/snapshot/domain_state.h"
+#include "handlers/host.h"
 #include "store/snapshot.h"
 #include "store/subscription.h"
 #include "store/snapshot_format.h"
@@ -369,6 +371,49 @@ TEST_F(SnapshotTest, ALaggingSubscriptionHoldsItsSegmentsOrIsDroppedWhenDetached
   EXPECT_NE(std::string::npos, r->retention->dropped[0].find("\"slow\"")) << r->retention->dropped[0];
   EXPECT_GE(r->retention->segments_retired, 4u);
   EXPECT_TRUE(store::Subscription::List(*store_)->empty());
+}
+
+// A handler host in another process unmaps the segments retention retired once it is idle, so tmpfs frees
+// them: its /proc/<pid>/maps then shows no deleted segment file.
+TEST_F(SnapshotTest, AHandlerHostReleasesRetiredSegmentsWhenIdle) {
+  // A real handler process (exec'd: a forked child would also hold this process's mappings).
+  hfe::testing::Children kids;
+  pid_t host = kids.Spawn([&] {
+    const std::string cmd = std::string(HFE_CLI_PATH) + " --store " + dir_.path() +
+                            " handle --subscription h --handler count --idle-exit-ms 3000 >/dev/null 2>&1";
+    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    return 127;
+  });
+  History hist(*store_, 3);
+  const uint64_t seg = store_->Stats().segment_size;
+  while (store_->Stats().tail_position < 4 * seg) hist.Step();
+  auto deleted_segments = [&] {
+    std::ifstream maps("/proc/" + std::to_string(host) + "/maps");
+    int n = 0;
+    for (std::string l; std::getline(maps, l);) {
+      n += l.find("/segments/") != std::string::npos && l.find("(deleted)") != std::string::npos;
+    }
+    return n;
+  };
+  // Wait until the host acknowledged everything, then retire.
+  for (int i = 0; i < 400; ++i) {
+    auto subs = store::Subscription::List(*store_);
+    if (subs.ok() && subs->size() == 1 && (*subs)[0].cursor >= store_->ResolvedPosition()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CompactorOptions co;
+  co.retire = true;
+  auto c = Compactor::Open(*store_, co);
+  auto r = (*c)->CompactOnce();
+  ASSERT_TRUE(r.ok());
+  ASSERT_GE(r->retention->segments_retired, 2u);
+  int left = -1;
+  for (int i = 0; i < 100 && left != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    left = deleted_segments();
+  }
+  EXPECT_EQ(0, left) << "the host still maps retired segments";
+  EXPECT_EQ(0, kids.Wait(host));
 }
 
 }  // namespace
