@@ -48,24 +48,24 @@ const State* InBase(const fb::Vector<fb::Offset<State>>* v, const std::string& i
 // Merges the base vector (sorted by id) with the overlay (changed or new), both in id order, into `b`.
 template <typename Agg, typename State>
 std::vector<fb::Offset<State>> Merge(fb::FlatBufferBuilder& b, const fb::Vector<fb::Offset<State>>* base,
-                                     const std::unordered_map<std::string, Agg>& overlay) {
-  std::vector<const std::string*> keys;
-  keys.reserve(overlay.size());
-  for (const auto& [id, a] : overlay) keys.push_back(&id);
-  std::sort(keys.begin(), keys.end(), [](const std::string* x, const std::string* y) { return *x < *y; });
+                                     const AggregateMap<Agg>& overlay) {
+  std::vector<const typename AggregateMap<Agg>::value_type*> entries;
+  entries.reserve(overlay.size());
+  for (const auto& e : overlay) entries.push_back(&e);
+  std::sort(entries.begin(), entries.end(), [](const auto* x, const auto* y) { return x->first < y->first; });
   std::vector<fb::Offset<State>> out;
-  out.reserve((base ? base->size() : 0) + keys.size());
+  out.reserve((base ? base->size() : 0) + entries.size());
   size_t k = 0;
   const uint32_t n = base ? base->size() : 0;
-  for (uint32_t i = 0; i < n || k < keys.size();) {
+  for (uint32_t i = 0; i < n || k < entries.size();) {
     const State* s = i < n ? base->Get(i) : nullptr;
-    if (s && (k == keys.size() || s->id()->string_view() < std::string_view(*keys[k]))) {
+    if (s && (k == entries.size() || s->id()->string_view() < std::string_view(entries[k]->first))) {
       out.push_back(Agg::FromState(*s).ToState(b));  // unchanged since the base
       ++i;
       continue;
     }
-    if (s && s->id()->string_view() == std::string_view(*keys[k])) ++i;  // the overlay replaces it
-    out.push_back(overlay.at(*keys[k]).ToState(b));
+    if (s && s->id()->string_view() == std::string_view(entries[k]->first)) ++i;  // the overlay replaces it
+    out.push_back(entries[k]->second.ToState(b));
     ++k;
   }
   return out;
@@ -73,18 +73,18 @@ std::vector<fb::Offset<State>> Merge(fb::FlatBufferBuilder& b, const fb::Vector<
 
 // The overlay entry for `id`, materialised from the base or blank when absent.
 template <typename Agg, typename State>
-Agg& Touch(std::unordered_map<std::string, Agg>& overlay, const fb::Vector<fb::Offset<State>>* base,
-           std::string_view stream, size_t* added) {
-  std::string id(stream);
-  auto it = overlay.find(id);
+Agg& Touch(AggregateMap<Agg>& overlay, const fb::Vector<fb::Offset<State>>* base, std::string_view stream,
+           size_t* added) {
+  auto it = overlay.find(stream);  // no std::string for the lookup
   if (it != overlay.end()) return it->second;
+  std::string id(stream);
   if (const State* s = InBase(base, id)) return overlay.emplace(id, Agg::FromState(*s)).first->second;
   ++*added;
   return overlay.emplace(id, Agg::Blank(id)).first->second;
 }
 
 template <typename Agg, typename State>
-std::optional<Agg> Find(const std::unordered_map<std::string, Agg>& overlay, const fb::Vector<fb::Offset<State>>* base,
+std::optional<Agg> Find(const AggregateMap<Agg>& overlay, const fb::Vector<fb::Offset<State>>* base,
                         const std::string& id) {
   auto it = overlay.find(id);
   if (it != overlay.end()) return it->second;

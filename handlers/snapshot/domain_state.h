@@ -45,6 +45,14 @@ struct RebuildReport {
   std::vector<std::string> warnings;  // snapshots skipped (damaged, another schema)
 };
 
+// Hashes std::string and std::string_view alike, so lookups by a stream name need no std::string.
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename Agg>
+using AggregateMap = std::unordered_map<std::string, Agg, NameHash, std::equal_to<>>;
+
 class DomainState {
  public:
   DomainState() = default;
@@ -81,9 +89,9 @@ class DomainState {
  private:
   std::shared_ptr<store::SnapshotFile> base_file_;
   const schema::DomainSnapshot* base_ = nullptr;
-  std::unordered_map<std::string, aggregates::Request> requests_;   // changed since the base, or new
-  std::unordered_map<std::string, aggregates::Machine> machines_;
-  std::unordered_map<std::string, aggregates::Template> templates_;
+  AggregateMap<aggregates::Request> requests_;   // changed since the base, or new
+  AggregateMap<aggregates::Machine> machines_;
+  AggregateMap<aggregates::Template> templates_;
   std::vector<uint64_t> counts_ = std::vector<uint64_t>(256);
   uint64_t position_ = 0;
   uint64_t events_ = 0;
