@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "handlers/jsonl_file.h"
 #include "ipc/clock.h"
 #include "store/consumer_group.h"
 
@@ -162,17 +163,7 @@ Status HandlerHost::WriteStats(bool final) {
                    {"updated_at", clock::FormatIso8601(clock::WallNanos())},
                    {"final", final},
                    {"handlers", handlers}};
-  const std::string tmp = s.o.stats_path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return ErrnoStatus("create stats file '" + tmp + "'", errno);
-  const std::string text = j.dump() + "\n";
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) return IoError("write stats file '" + tmp + "' failed (disk full?)");
-  if (std::rename(tmp.c_str(), s.o.stats_path.c_str()) != 0) {
-    return ErrnoStatus("rename stats file to '" + s.o.stats_path + "'", errno);
-  }
-  return Status::Ok();
+  return WriteFileAtomically(s.o.stats_path, j.dump() + "\n");
 }
 
 }  // namespace hfe::handlers

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <vector>
 
 #include "ipc/region.h"
@@ -141,6 +142,17 @@ Status JsonlFile::WriteBuffer() {
 
 Status JsonlFile::Sync() {
   if (fd_ >= 0 && ::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync '" + o_.path + "'", errno);
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view text) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return ErrnoStatus("create '" + tmp + "'", errno);
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return IoError("write '" + tmp + "' failed (disk full?)");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename to '" + path + "'", errno);
   return Status::Ok();
 }
 

@@ -57,4 +57,7 @@ class JsonlFile {
   std::string buffer_;
 };
 
+// Replaces `path` with `text` whole (a temp file renamed over it), so a reader sees the old or the new file.
+Status WriteFileAtomically(const std::string& path, std::string_view text);
+
 }  // namespace hfe::handlers

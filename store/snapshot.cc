@@ -70,12 +70,16 @@ Status SyncDir(const std::string& dir) {
 
 }  // namespace
 
+std::string SnapshotPath(const std::string& store_dir, uint64_t position) {
+  return SnapshotDir(store_dir) + "/" + SnapshotName(position);
+}
+
 Status WriteSnapshot(const std::string& store_dir, uint64_t position, uint64_t schema_hash,
                      std::span<const uint8_t> payload) {
   if (payload.size() > kMaxPayload) return InvalidArgument("snapshot payload of " + std::to_string(payload.size()) + " bytes is too large");
   const std::string dir = SnapshotDir(store_dir);
   HFE_RETURN_IF_ERROR(ipc::EnsureDirectory(dir, /*create=*/true, 0700));
-  const std::string path = dir + "/" + SnapshotName(position);
+  const std::string path = SnapshotPath(store_dir, position);
   const std::string tmp = path + "." + std::to_string(::getpid()) + ".tmp";
   SnapshotHeader h{};
   h.magic = kSnapshotMagic;

@@ -22,6 +22,9 @@ struct SnapshotListing {
   std::string path;
 };
 
+// The path of the snapshot at `position`: <store_dir>/snapshots/<position as 16 hex digits>.snap.
+std::string SnapshotPath(const std::string& store_dir, uint64_t position);
+
 // Writes `payload` as the snapshot at log position `position` (temp file, fsync, rename, directory fsync).
 Status WriteSnapshot(const std::string& store_dir, uint64_t position, uint64_t schema_hash,
                      std::span<const uint8_t> payload);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "handlers/jsonl_file.h"
 #include "handlers/workflow/command_bus.h"
 #include "handlers/workflow/provider.h"
 #include "ipc/clock.h"
@@ -48,14 +49,7 @@ Status WriteStats(const std::string& path, const handlers::SimulatedProvider& p,
                    {"resources_cleaned", s.resources_cleaned},
                    {"confirmations", s.confirmations},
                    {"last_error", s.last_error}};
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return ErrnoStatus("create stats file '" + tmp + "'", errno);
-  std::string text = j.dump() + "\n";
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) return IoError("cannot write stats file '" + path + "'");
-  return Status::Ok();
+  return handlers::WriteFileAtomically(path, j.dump() + "\n");
 }
 
 int RunProvider(const GlobalOptions& g, const ProviderArgs& a) {

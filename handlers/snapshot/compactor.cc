@@ -30,10 +30,10 @@ Result<std::unique_ptr<Compactor>> Compactor::Open(store::EventStore& store, con
     return FailedPrecondition("another compactor" + (n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
                               " runs for this store; one at a time (stop it, or use `hostfactory compact` after it)");
   }
+  // The pid only serves the message of a refused second compactor, so a failed write is not an error.
   const std::string me = std::to_string(::getpid());
-  if (::ftruncate(*fd, 0) != 0 || ::pwrite(*fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
-    // Only the message of a refused second compactor uses the pid.
-  }
+  (void)!::ftruncate(*fd, 0);
+  (void)!::pwrite(*fd, me.data(), me.size(), 0);
   return std::unique_ptr<Compactor>(new Compactor(store, o, *fd));
 }
 
@@ -73,11 +73,7 @@ Result<CompactionReport> Compactor::Snapshot() {
   auto pruned = store::PruneSnapshots(store_.dir(), std::max<size_t>(1, o_.keep));
   if (!pruned.ok()) r.warnings.push_back("pruning old snapshots: " + pruned.status().message());
   // Continue from the snapshot just written: its mapping replaces the overlay, so memory stays bounded.
-  auto file = store::SnapshotFile::Open(store_.dir() + "/snapshots/" + [&] {
-    char b[32];
-    std::snprintf(b, sizeof b, "%016llx.snap", static_cast<unsigned long long>(state_->position()));
-    return std::string(b);
-  }(), SnapshotSchemaHash());
+  auto file = store::SnapshotFile::Open(store::SnapshotPath(store_.dir(), state_->position()), SnapshotSchemaHash());
   if (file.ok()) {
     r.path = (*file)->path();
     auto fresh = DomainState::FromSnapshot(std::move(*file));

@@ -203,7 +203,7 @@ Result<DomainState> DomainState::Rebuild(const store::EventStore& store, const R
   if (o.use_snapshot) {
     auto file = store::SnapshotFile::NewestValid(store.dir(), SnapshotSchemaHash(), &r.warnings);
     if (!file.ok()) return file.status();
-    while (*file && (*file)->position() > o.until) {  // a snapshot past the point asked for cannot be used
+    if (*file && (*file)->position() > o.until) {  // a snapshot past the point asked for cannot be used
       r.warnings.push_back("snapshot '" + (*file)->path() + "' is past position " + std::to_string(o.until) + "; not used");
       *file = nullptr;
     }

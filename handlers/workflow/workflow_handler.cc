@@ -15,11 +15,6 @@ store::EventId Correlation(const Event& e) {
   return c ? store::EventId{c->hi(), c->lo()} : store::EventId{};
 }
 
-Status SendOn(CommandSink& bus, flatbuffers::FlatBufferBuilder& b, const Event& e, CommandBody type,
-              flatbuffers::Offset<void> body) {
-  return bus.Send(FinishCommand(b, type, body, Correlation(e), e.view.position));
-}
-
 }  // namespace
 
 bool RequestWorkflowHandler::CanHandle(const Event& e) const {
@@ -37,8 +32,8 @@ bool RequestWorkflowHandler::CanHandle(const Event& e) const {
   }
 }
 
-Status RequestWorkflowHandler::Send(const Event& e, CommandBody type, flatbuffers::Offset<void> body) {
-  return SendOn(*bus_, b_, e, type, body);
+Status WorkflowHandler::Send(const Event& e, CommandBody type, flatbuffers::Offset<void> body) {
+  return bus_->Send(FinishCommand(b_, type, body, Correlation(e), e.view.position));
 }
 
 Status RequestWorkflowHandler::Handle(const Event& e) {
@@ -104,10 +99,6 @@ bool MachineWorkflowHandler::CanHandle(const Event& e) const {
     default:
       return false;
   }
-}
-
-Status MachineWorkflowHandler::Send(const Event& e, CommandBody type, flatbuffers::Offset<void> body) {
-  return SendOn(*bus_, b_, e, type, body);
 }
 
 Status MachineWorkflowHandler::Handle(const Event& e) {

@@ -25,33 +25,36 @@
 
 namespace hfe::handlers {
 
-class RequestWorkflowHandler : public Handler {
+// What both workflows share: a command sink and a builder reused between events (a handler runs on one
+// worker at a time).
+class WorkflowHandler : public Handler {
+ protected:
+  explicit WorkflowHandler(std::unique_ptr<CommandSink> bus) : bus_(std::move(bus)) {}
+  // Sends the command in b_ with the event's correlation id and position as its cause.
+  Status Send(const Event& e, schema::CommandBody type, flatbuffers::Offset<void> body);
+  std::unique_ptr<CommandSink> bus_;
+  flatbuffers::FlatBufferBuilder b_;
+};
+
+class RequestWorkflowHandler : public WorkflowHandler {
  public:
-  explicit RequestWorkflowHandler(std::unique_ptr<CommandSink> bus) : bus_(std::move(bus)) {}
+  explicit RequestWorkflowHandler(std::unique_ptr<CommandSink> bus) : WorkflowHandler(std::move(bus)) {}
   std::string_view name() const override { return "request-workflow"; }
   bool CanHandle(const Event& e) const override;
   Status Handle(const Event& e) override;
   // Registers for the request events above.
   static void RegisterIn(Registry& r, std::shared_ptr<RequestWorkflowHandler> h);
 
- private:
-  Status Send(const Event& e, schema::CommandBody type, flatbuffers::Offset<void> body);
-  std::unique_ptr<CommandSink> bus_;
-  flatbuffers::FlatBufferBuilder b_;
 };
 
-class MachineWorkflowHandler : public Handler {
+class MachineWorkflowHandler : public WorkflowHandler {
  public:
-  explicit MachineWorkflowHandler(std::unique_ptr<CommandSink> bus) : bus_(std::move(bus)) {}
+  explicit MachineWorkflowHandler(std::unique_ptr<CommandSink> bus) : WorkflowHandler(std::move(bus)) {}
   std::string_view name() const override { return "machine-workflow"; }
   bool CanHandle(const Event& e) const override;
   Status Handle(const Event& e) override;
   static void RegisterIn(Registry& r, std::shared_ptr<MachineWorkflowHandler> h);
 
- private:
-  Status Send(const Event& e, schema::CommandBody type, flatbuffers::Offset<void> body);
-  std::unique_ptr<CommandSink> bus_;
-  flatbuffers::FlatBufferBuilder b_;
 };
 
 // Opens two senders on the store's command bus and registers both workflow handlers.
