@@ -274,10 +274,14 @@ void Log::WaitForResolved(uint64_t position, int strategy, int64_t timeout_ns) c
   }
 }
 
-// Locates and checks the record at `pos`: its frame must be a resolved, accepted, sane DATA frame.
+// Locates and checks the record at `pos`: its frame must be a sane DATA frame whose verdict is Accepted.
+// The verdict, not the watermark, decides: positions come from the stream table and the dedup index, which
+// the resolver updates after it release-stored the verdict and before it publishes the watermark, so a
+// position read from them may lie just past the watermark. A verdict, once written, is final (a redo
+// re-applies it, never re-decides).
 bool ViewAt(const Log& log, uint64_t pos, EventView* v) {
   const uint64_t S = log.segment_size();
-  if (pos >= log.resolved() || pos % S < kSegmentHeaderSize + sizeof(FrameHeader)) return false;
+  if (pos >= log.tail() || pos % S < kSegmentHeaderSize + sizeof(FrameHeader)) return false;
   if (pos / S < log.first_segment()) return false;  // retired
   uint8_t* base = log.Segment(pos / S, false);
   if (!base || pos % S + sizeof(RecordHeader) > S) return false;

@@ -327,8 +327,10 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
     StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
     if (!slot) slot = InsertStream(se->hash_lo, se->hash_hi);
     if (slot) {
-      Store(slot->last_position, scratch_[si].last_position);
-      Store(slot->next_version, scratch_[si].next_version);
+      // Release: pairs with GetStream()'s acquire loads; a reader that sees the new position also sees this
+      // frame's verdict and record fields (written above), so ViewAt accepts it before the watermark moves.
+      A(slot->last_position).store(scratch_[si].last_position, std::memory_order_release);
+      A(slot->next_version).store(scratch_[si].next_version, std::memory_order_release);
     }
     soff += StreamEntrySize(se->name_length);
   }

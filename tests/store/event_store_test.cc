@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 #include <thread>
@@ -345,6 +346,83 @@ TEST_F(EventStoreTest, ConcurrentThreadsKeepVersionsGapFree) {
 
 // Invariant: the position an append returns is where its event is, even when another appender helped move
 // the tail past the claim before the claimant did (a regression: the claim once returned the helped tail).
+// Invariant: a stream read never fails because an append races it. The resolver updates the stream's slot
+// before it publishes the watermark, so a reader can find the newest position just past the watermark; the
+// frame's verdict, not the watermark, says whether it is readable.
+// Invariant: a stream read never fails because an append races it. The resolver updates the stream's slot
+// before it publishes the watermark, so a reader can find the newest position just past the watermark; the
+// frame's verdict, not the watermark, says whether it is readable.
+// Invariant: streams whose names begin with '$' are the store's own. A user append to one is refused
+// before anything is written, so a scribbled "$meta-x" can never break reads of "x"; the store's own writers
+// go through AppendSystem.
+TEST_F(EventStoreTest, UserAppendsToTheStoresOwnStreamsAreRefused) {
+  const uint64_t tail = store_->Stats().tail_position;
+  auto r = Append("$meta-base", ExpectedVersion::Any(), {TestEvent("x")});
+  ASSERT_EQ(StatusCode::kInvalidArgument, r.status().code());
+  EXPECT_NE(std::string::npos, r.status().message().find("\"$meta-base\" begins with '$'")) << r.status().message();
+  TestEvent e("y");
+  StreamAppend multi[2] = {{"user", ExpectedVersion::Any(), {&e.data, 1}}, {"$parked-g", ExpectedVersion::Any(), {&e.data, 1}}};
+  EXPECT_EQ(StatusCode::kInvalidArgument, store_->AppendMulti(multi).status().code());
+  EXPECT_EQ(tail, store_->Stats().tail_position);
+  EXPECT_FALSE(store_->GetStream("user").exists);
+
+  EXPECT_EQ(StatusCode::kInvalidArgument, store_->AppendSystem("user", ExpectedVersion::Any(), {&e.data, 1}).status().code());
+  ASSERT_TRUE(store_->AppendSystem("$probe", ExpectedVersion::Any(), {&e.data, 1}).ok());
+  // Metadata set through the API still works, and reads of the stream keep working.
+  ASSERT_TRUE(Append("base", ExpectedVersion::NoStream(), {TestEvent("b0"), TestEvent("b1")}).ok());
+  StreamMetadata m;
+  m.max_count = 1;
+  ASSERT_TRUE(store_->SetStreamMetadata("base", m).ok());
+  EXPECT_EQ(1u, testing::ReadStream(*store_, "base").size());
+}
+
+// Invariant: a stream name is UTF-8 text without control characters, checked once in the library; anything
+// else is refused with the offending byte named, and nothing is written.
+TEST_F(EventStoreTest, StreamNamesMustBeUtf8WithoutControlCharacters) {
+  const uint64_t tail = store_->Stats().tail_position;
+  for (std::string bad : {std::string("\xff"), std::string("a\xc3"), std::string("x\ny"), std::string("nul\0", 4),
+                          std::string("\xc0\xaf"), std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
+                          std::string(), std::string(1025, 'a')}) {
+    auto r = Append(bad, ExpectedVersion::Any(), {TestEvent("x")});
+    EXPECT_EQ(StatusCode::kInvalidArgument, r.status().code()) << testing::PrintableName(bad);
+  }
+  EXPECT_EQ("stream name has invalid UTF-8 at byte 1 (0xc3); expected UTF-8 text without control characters",
+            Append("a\xc3", ExpectedVersion::Any(), {TestEvent("x")}).status().message());
+  EXPECT_EQ(tail, store_->Stats().tail_position);
+  for (std::string good : {"request-1", "caf\xc3\xa9", "\xe2\x82\xac-\xf0\x9f\x98\x80", "a b/c:d"}) {
+    EXPECT_TRUE(Append(good, ExpectedVersion::Any(), {TestEvent("x")}).ok()) << good;
+  }
+}
+
+TEST_F(EventStoreTest, ReadStreamRacingAnAppenderNeverFails) {
+  constexpr uint64_t kEvents = 60000;
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (uint64_t i = 0; i < kEvents; ++i) {
+      auto r = Append("raced", ExpectedVersion::Any(), {TestEvent("e" + std::to_string(i))});
+      if (!r.ok()) ADD_FAILURE() << r.status().ToString();
+    }
+    done.store(true, std::memory_order_release);
+  });
+  uint64_t reads = 0, errors = 0, gaps = 0;
+  std::string first_error;
+  while (!done.load(std::memory_order_acquire) || reads == 0) {
+    const uint64_t next = store_->GetStream("raced").next_version;
+    uint64_t expect = next > 3 ? next - 3 : 0;
+    Status s = store_->ReadStream("raced", expect, [&](const EventView& v) {
+      if (v.version != expect) ++gaps;
+      expect = v.version + 1;
+      return true;
+    });
+    ++reads;
+    if (!s.ok() && errors++ == 0) first_error = s.ToString();
+  }
+  writer.join();
+  EXPECT_EQ(0u, errors) << "in " << reads << " reads; first: " << first_error;
+  EXPECT_EQ(0u, gaps);
+  EXPECT_EQ(kEvents, testing::ReadStream(*store_, "raced").size());
+}
+
 TEST_F(EventStoreTest, ConcurrentAppendersGetTheirOwnPositions) {
   constexpr int kThreads = 4, kPerThread = 3000;
   std::vector<std::vector<std::pair<EventId, uint64_t>>> got(kThreads);
