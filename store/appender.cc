@@ -144,10 +144,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
   uint64_t records = 0;
   for (size_t i = 0; i < appends.size(); ++i) {
     const StreamAppend& a = appends[i];
-    if (a.stream.empty() || a.stream.size() > kMaxStreamName) {
-      return InvalidArgument("stream name must be 1.." + std::to_string(kMaxStreamName) + " bytes, found " +
-                             std::to_string(a.stream.size()));
-    }
+    HFE_RETURN_IF_ERROR(EventStore::CheckStreamName(a.stream));
     if (a.events.empty()) return InvalidArgument("stream " + Quote(a.stream) + ": no events to append");
     for (size_t j = 0; j < i; ++j) {
       if (appends[j].stream == a.stream) {

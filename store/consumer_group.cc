@@ -455,7 +455,7 @@ Status GroupMember::Park(EventStore& store, std::string_view owner, const EventV
   EventData d{EventId{e.id.hi ^ 0x5041524b45440000ull, e.id.lo ^ internal::HashBytes(owner, 0x7061726b)},
               static_cast<uint32_t>(schema::EventBody::ParkedEvent), 0,
               std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
-  return store.Append(stream, ExpectedVersion::Any(), {&d, 1}).status();
+  return store.AppendSystem(stream, ExpectedVersion::Any(), {&d, 1}).status();
 }
 
 Status GroupMember::ReadParked(const EventStore& store, std::string_view group, const EventStore::Visitor& visit) {

@@ -114,6 +114,15 @@ class EventStore {
   // Several streams, each with its own expectation, committed as one: all visible or none.
   // last_version in the result is that of the last stream's last event.
   Result<AppendResult> AppendMulti(std::span<const StreamAppend> appends, std::span<uint64_t> positions = {});
+  // Stream names are 1..1024 bytes of valid UTF-8 without control characters. Names that begin with '$' are
+  // the store's own streams ($meta-, $parked-, $performance, ...): Append and AppendMulti refuse them
+  // (InvalidArgument); hfevents' own components write them through AppendSystem, which takes only such names.
+  Result<AppendResult> AppendSystem(std::string_view stream, ExpectedVersion expected,
+                                    std::span<const EventData> events, std::span<uint64_t> positions = {});
+  // Ok when `stream` is a valid stream name; otherwise the reason, naming the first offending byte.
+  static Status CheckStreamName(std::string_view stream);
+  // The same rule for any name (`what`: "subscription name", "stream prefix"...) of at most `max_bytes`.
+  static Status CheckName(std::string_view text, std::string_view what, size_t max_bytes);
 
   // Reads. The callback returns false to stop early. Only resolved, accepted events are delivered, in
   // position order.

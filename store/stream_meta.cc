@@ -20,8 +20,8 @@ std::string_view MetaName(std::string_view stream) {
   return buf;
 }
 
-Status CheckName(std::string_view stream) {
-  if (stream.empty()) return InvalidArgument("stream name is empty");
+Status CheckMetaTarget(std::string_view stream) {
+  HFE_RETURN_IF_ERROR(EventStore::CheckStreamName(stream));
   if (stream[0] == '$') {
     return InvalidArgument("\"" + std::string(stream) + "\" is a system stream; its metadata is the store's own");
   }
@@ -49,7 +49,7 @@ Status EventStore::CheckNotTombstoned(std::string_view stream) const {
 }
 
 Result<StreamMetadata> EventStore::GetStreamMetadata(std::string_view stream) const {
-  HFE_RETURN_IF_ERROR(CheckName(stream));
+  HFE_RETURN_IF_ERROR(CheckMetaTarget(stream));
   const std::string meta(MetaName(stream));
   StreamMetadata m;
   const StreamInfo info = log_->GetStream(meta);
@@ -76,7 +76,7 @@ Result<StreamMetadata> EventStore::GetStreamMetadata(std::string_view stream) co
 }
 
 Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetadata& m) {
-  HFE_RETURN_IF_ERROR(CheckName(stream));
+  HFE_RETURN_IF_ERROR(CheckMetaTarget(stream));
   if (m.max_age_ns < 0) return InvalidArgument("max age must be positive (or 0 for none)");
   auto current = GetStreamMetadata(stream);
   if (!current.ok()) return current.status();
@@ -97,11 +97,11 @@ Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetada
               std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
   // The flags go up before the metadata is visible, so no reader or appender can miss it.
   log_->AddMetadataFlags(format::kMetaAny | (m.hard_deleted ? format::kMetaHardDelete : 0));
-  return Append(meta, ExpectedVersion::Any(), {&d, 1}).status();
+  return AppendSystem(meta, ExpectedVersion::Any(), {&d, 1}).status();
 }
 
 Status EventStore::DeleteStream(std::string_view stream, bool hard) {
-  HFE_RETURN_IF_ERROR(CheckName(stream));
+  HFE_RETURN_IF_ERROR(CheckMetaTarget(stream));
   auto m = GetStreamMetadata(stream);
   if (!m.ok()) return m.status();
   if (m->hard_deleted) return Status::Ok();

@@ -33,6 +33,7 @@ Status CheckFilter(const std::vector<uint32_t>& types, std::string_view prefix, 
     return InvalidArgument("stream prefix must be at most " + std::to_string(kMaxStreamPrefix) + " bytes, found " +
                            std::to_string(prefix.size()));
   }
+  if (!prefix.empty()) HFE_RETURN_IF_ERROR(EventStore::CheckName(prefix, "stream prefix", kMaxStreamPrefix));
   bitmap[0] = bitmap[1] = bitmap[2] = bitmap[3] = 0;
   for (uint32_t t : types) {
     if (t == 0 || t >= 256) return InvalidArgument("event type " + std::to_string(t) + " is out of range 1..255");
@@ -141,6 +142,8 @@ Result<std::unique_ptr<Subscription>> Subscription::Open(EventStore& store, std:
                                 "\"); use the same filter, or delete it first");
     }
   } else {
+    // A new name becomes part of the table (and of JSON listings): text only.
+    HFE_RETURN_IF_ERROR(EventStore::CheckName(name, "subscription name", kMaxSubscriptionName));
     slot = FreeSubscriptionSlot(log);
     if (!slot) {
       return ResourceExhausted("the store holds " + std::to_string(log.subscription_slots()) +

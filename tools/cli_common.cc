@@ -13,6 +13,11 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+Status CheckStreamOption(std::string_view stream) {
+  Status s = store::EventStore::CheckStreamName(stream);
+  return s.ok() ? s : InvalidArgument("--stream: " + s.message());
+}
+
 Result<std::unique_ptr<store::EventStore>> OpenStore(const GlobalOptions& g, bool create) {
   store::StoreOptions o;
   struct stat st;

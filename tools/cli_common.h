@@ -26,6 +26,9 @@ struct GlobalOptions {
 // Prints "hostfactory: <message>" on stderr and returns exit code 1.
 int Fail(const Status& s);
 int Fail(const std::string& message);
+// The library's stream-name rule for a --stream option, checked before anything is opened or printed:
+// Ok, or "--stream: <reason>".
+Status CheckStreamOption(std::string_view stream);
 
 // Opens the store; `create` allows creating it in a missing or empty directory (never in a directory that
 // holds something else).

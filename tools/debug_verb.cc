@@ -136,7 +136,7 @@ int Debug(const GlobalOptions& g, const DebugArgs& a) {
   handlers::FinishEnvelope(b, meta, schema::EventBody::HealthCheckEvent, body.Union(), &d);
   int64_t t0 = clock::MonotonicNanos();
   uint64_t pos = 0;
-  auto r = (*s)->Append("$health", store::ExpectedVersion::Any(), {&d, 1}, {&pos, 1});
+  auto r = (*s)->AppendSystem("$health", store::ExpectedVersion::Any(), {&d, 1}, {&pos, 1});
   if (!r.ok()) return Fail("store test: append failed: " + r.status().message());
   bool found = false;
   Status st = (*s)->ReadStream("$health", r->last_version, [&](const store::EventView& v) {

@@ -102,6 +102,7 @@ nlohmann::json KeyValuesJson(const handlers::aggregates::KeyValues& kv) {
 }
 
 int Aggregate(const GlobalOptions& g, const std::string& stream, bool no_snapshot) {
+  if (Status st = CheckStreamOption(stream); !st.ok()) return Fail(st);
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
   uint32_t first_type = 0;

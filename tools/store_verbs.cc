@@ -19,6 +19,7 @@ struct PublishArgs {
 };
 
 int Publish(const GlobalOptions& g, const PublishArgs& a) {
+  if (Status st = CheckStreamOption(a.stream); !st.ok()) return Fail(st);
   auto expected = store::ExpectedVersion::Parse(a.expected);
   if (!expected) {
     return Fail("--expected-version: expected a version number, any, no-stream or exists; found '" + a.expected + "'");
@@ -107,6 +108,9 @@ struct ReadArgs {
 int Read(const GlobalOptions& g, const ReadArgs& a) {
   int modes = !a.stream.empty() + a.from_position.has_value() + !a.since.empty() + a.last.has_value();
   if (modes > 1) return Fail("choose one of --stream, --from-position, --since, --last; found " + std::to_string(modes));
+  if (!a.stream.empty()) {
+    if (Status st = CheckStreamOption(a.stream); !st.ok()) return Fail(st);
+  }
   std::optional<int64_t> since;
   if (!a.since.empty()) {
     since = clock::ParseIso8601(a.since);
@@ -231,6 +235,7 @@ nlohmann::json MetaJson(const std::string& stream, const store::StreamMetadata& 
 }
 
 int StreamMeta(const GlobalOptions& g, const MetaArgs& a) {
+  if (Status st = CheckStreamOption(a.stream); !st.ok()) return Fail(st);
   std::optional<int64_t> age;
   if (!a.max_age.empty()) {
     age = ParseDuration(a.max_age);
@@ -252,6 +257,7 @@ int StreamMeta(const GlobalOptions& g, const MetaArgs& a) {
 }
 
 int DeleteStream(const GlobalOptions& g, const MetaArgs& a) {
+  if (Status st = CheckStreamOption(a.stream); !st.ok()) return Fail(st);
   auto s = OpenStore(g, false);
   if (!s.ok()) return Fail(s.status());
   if (Status st = (*s)->DeleteStream(a.stream, a.hard); !st.ok()) return Fail(st);

@@ -35,7 +35,7 @@ Status PerformanceHandler::Handle(const Event& e) {
   meta.causation_id = e.view.id;
   store::EventData d;
   FinishEnvelope(b, meta, schema::EventBody::PerformanceMetricEvent, body.Union(), &d);
-  auto r = store_.Append("$performance", store::ExpectedVersion::Any(), {&d, 1});
+  auto r = store_.AppendSystem("$performance", store::ExpectedVersion::Any(), {&d, 1});
   if (!r.ok()) return r.status();
   if (!r->already_appended) slow_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();

@@ -349,9 +349,6 @@ TEST_F(EventStoreTest, ConcurrentThreadsKeepVersionsGapFree) {
 // Invariant: a stream read never fails because an append races it. The resolver updates the stream's slot
 // before it publishes the watermark, so a reader can find the newest position just past the watermark; the
 // frame's verdict, not the watermark, says whether it is readable.
-// Invariant: a stream read never fails because an append races it. The resolver updates the stream's slot
-// before it publishes the watermark, so a reader can find the newest position just past the watermark; the
-// frame's verdict, not the watermark, says whether it is readable.
 // Invariant: streams whose names begin with '$' are the store's own. A user append to one is refused
 // before anything is written, so a scribbled "$meta-x" can never break reads of "x"; the store's own writers
 // go through AppendSystem.

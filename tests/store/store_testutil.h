@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,21 @@ struct TestEvent {
     data.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size());
   }
 };
+
+// `s` with bytes outside printable ASCII as \\xNN, for failure messages.
+inline std::string PrintableName(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
+}
 
 inline std::vector<EventData> Data(const std::vector<TestEvent>& evs) {
   std::vector<EventData> d;

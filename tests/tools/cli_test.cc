@@ -120,10 +120,22 @@ TEST_F(CliTest, BadInputGetsOneLineErrorAndWritesNothing) {
       {"read --since yesterday", "", "--since: expected an ISO 8601 time"},
       {"read --since 2999-01-01T00:00:00Z", "", "--since: expected an ISO 8601 time"},
       {"read --stream a --last 3", "", "choose one of"},
+      // Bytes that are not UTF-8, and the store's own streams.
+      {"publish --stream \"$(printf '\\377')\" --type RequestCreatedEvent --data '{\"request_id\":\"r\"}'", "",
+       "--stream: stream name has invalid UTF-8 at byte 0 (0xff)"},
+      {"publish --stream \"$(printf 'a\\001')\" --type RequestCreatedEvent --data '{}'", "", "a control character at byte 1"},
+      {"stream-meta --stream \"$(printf '\\377')\" --max-count 3", "", "--stream: stream name has invalid UTF-8"},
+      {"delete-stream --stream \"$(printf '\\376')\"", "", "--stream: stream name has invalid UTF-8"},
+      {"read --stream \"$(printf '\\377')\"", "", "--stream: stream name has invalid UTF-8"},
+      {"aggregate --stream \"$(printf '\\377')\"", "", "--stream: stream name has invalid UTF-8"},
+      {"publish --stream '$meta-s-1' --type StreamMetadataEvent --data '{\"stream\":\"s-1\",\"max_count\":1}'", "",
+       "begins with '$': such streams are the store's own"},
+      {"handle --subscription x --stream-prefix \"$(printf '\\377')\" --handler count --max-events 1", "",
+       "stream prefix has invalid UTF-8"},
   };
   for (const auto& c : cases) {
     CliRun r = Cli(S() + c.args, c.stdin_text);
-    EXPECT_NE(0, r.code) << c.args;
+    EXPECT_EQ(1, r.code) << c.args;
     EXPECT_EQ(1, Lines(r.err)) << c.args << ": " << r.err;
     EXPECT_NE(std::string::npos, r.err.find(c.needle)) << c.args << ": " << r.err;
     EXPECT_EQ(0u, r.err.find("hostfactory: ")) << r.err;
