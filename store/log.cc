@@ -85,12 +85,12 @@ Result<std::unique_ptr<Log>> Log::Open(const std::string& dir, const StoreOption
     HFE_RETURN_IF_ERROR(log->Recover(o.recovery));
     if (::flock(log->lock_fd_, LOCK_SH) != 0) return ErrnoStatus("flock '" + log->dir_ + "/lock'", errno);
   }
-  if (log->ctl_->sync_policy == kSyncInterval) {
+  if (log->geo_.sync_policy == kSyncInterval) {
     log->synced_to_.store(log->resolved(), std::memory_order_relaxed);
     Log* self = log.get();
     log->sync_thread_ = std::thread([self] {
       while (!self->stop_sync_.load(std::memory_order_relaxed)) {
-        ::usleep(static_cast<useconds_t>(self->ctl_->sync_interval_ms) * 1000);
+        ::usleep(static_cast<useconds_t>(self->geo_.sync_interval_ms) * 1000);
         uint64_t to = self->resolved();
         self->SyncResolved(self->synced_to_.load(std::memory_order_relaxed), to);
         self->synced_to_.store(to, std::memory_order_relaxed);
@@ -182,39 +182,57 @@ Status Log::Attach(const StoreOptions& o) {
                     " (expected a store written by hfevents; restore it from a copy or create a new store)");
   };
   if (size < kControlHeaderSize) return bad("too small");
-  if (!IsPow2(ctl_->segment_size) || ctl_->segment_size < (1u << 16) || ctl_->segment_size > (1ull << 30)) {
-    return bad("segment size " + std::to_string(ctl_->segment_size));
+  // Geometry is copied into this process once, then checked and used from the copy only: a process that
+  // scribbles over the shared header later cannot change a size or an offset under us.
+  Geometry& G = geo_;
+  const ControlHeader& c = *ctl_;
+  G.segment_size = c.segment_size;
+  G.stream_slots = c.stream_slots;
+  G.dedup_window = c.dedup_window;
+  G.dedup_slots = c.dedup_slots;
+  G.time_index_slots = c.time_index_slots;
+  G.subscription_slots = c.subscription_slots;
+  G.unblock_timeout_ns = c.unblock_timeout_ns;
+  G.sync_policy = c.sync_policy;
+  G.sync_interval_ms = c.sync_interval_ms;
+  const uint64_t stream_off = c.stream_table_offset, dedup_off = c.dedup_table_offset, ring_off = c.dedup_ring_offset,
+                 time_off = c.time_index_offset, subs_off = c.subscription_table_offset;
+  if (!IsPow2(G.segment_size) || G.segment_size < (1u << 16) || G.segment_size > (1ull << 30)) {
+    return bad("segment size " + std::to_string(G.segment_size));
   }
-  if (!IsPow2(ctl_->stream_slots) || !IsPow2(ctl_->dedup_slots) || ctl_->dedup_window == 0 ||
-      ctl_->dedup_window > ctl_->dedup_slots || ctl_->dedup_window > kMaxDedupWindow ||
-      ctl_->dedup_slots > (1ull << 31) || ctl_->time_index_slots == 0) {
+  if (!IsPow2(G.stream_slots) || G.stream_slots < 16 || !IsPow2(G.dedup_slots) || G.dedup_window == 0 ||
+      G.dedup_window > G.dedup_slots || G.dedup_window > kMaxDedupWindow || G.dedup_slots > (1ull << 31) ||
+      G.time_index_slots == 0 || G.time_index_slots > (1ull << 24)) {
     return bad("table sizes");
+  }
+  if (G.unblock_timeout_ns < 1'000'000 || G.unblock_timeout_ns > 3600ull * 1'000'000'000 || G.sync_policy > kSyncEveryAppend ||
+      G.sync_interval_ms == 0 || G.sync_interval_ms > 3'600'000) {
+    return bad("unblock timeout " + std::to_string(G.unblock_timeout_ns) + " ns / sync policy " +
+               std::to_string(G.sync_policy) + " every " + std::to_string(G.sync_interval_ms) + " ms");
   }
   auto fits = [&](uint64_t off, uint64_t n, uint64_t each) {
     return off >= kControlHeaderSize && off <= size && n <= (size - off) / each;
   };
-  if (!fits(ctl_->stream_table_offset, ctl_->stream_slots, sizeof(StreamSlot)) ||
-      !fits(ctl_->dedup_table_offset, ctl_->dedup_slots, sizeof(DedupHashSlot)) ||
-      !fits(ctl_->dedup_ring_offset, ctl_->dedup_window, sizeof(DedupRingEntry)) ||
-      !fits(ctl_->time_index_offset, ctl_->time_index_slots, sizeof(TimeIndexSlot)) ||
-      ctl_->subscription_slots == 0 || ctl_->subscription_slots > 4096 ||
-      !fits(ctl_->subscription_table_offset, ctl_->subscription_slots, sizeof(SubscriptionSlot))) {
+  if (!fits(stream_off, G.stream_slots, sizeof(StreamSlot)) || !fits(dedup_off, G.dedup_slots, sizeof(DedupHashSlot)) ||
+      !fits(ring_off, G.dedup_window, sizeof(DedupRingEntry)) ||
+      !fits(time_off, G.time_index_slots, sizeof(TimeIndexSlot)) || G.subscription_slots == 0 ||
+      G.subscription_slots > 4096 || !fits(subs_off, G.subscription_slots, sizeof(SubscriptionSlot))) {
     return bad("table offsets outside the file");
   }
-  seg_size_ = ctl_->segment_size;
+  seg_size_ = G.segment_size;
   uint64_t t = tail(), r = resolved();
   if (t % seg_size_ < kSegmentHeaderSize || r % seg_size_ < kSegmentHeaderSize || r > t ||
       ctl_->first_segment > t / seg_size_ || t / seg_size_ >= (1ull << 40)) {
     return bad("tail " + std::to_string(t) + " / resolved " + std::to_string(r));
   }
-  streams_ = reinterpret_cast<StreamSlot*>(control_file_.data() + ctl_->stream_table_offset);
-  dedup_ = reinterpret_cast<DedupHashSlot*>(control_file_.data() + ctl_->dedup_table_offset);
-  ring_ = reinterpret_cast<DedupRingEntry*>(control_file_.data() + ctl_->dedup_ring_offset);
-  time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + ctl_->time_index_offset);
-  subscriptions_ = reinterpret_cast<SubscriptionSlot*>(control_file_.data() + ctl_->subscription_table_offset);
-  stream_mask_ = ctl_->stream_slots - 1;
-  dedup_mask_ = ctl_->dedup_slots - 1;
-  max_streams_ = ctl_->stream_slots * 7 / 10;
+  streams_ = reinterpret_cast<StreamSlot*>(control_file_.data() + stream_off);
+  dedup_ = reinterpret_cast<DedupHashSlot*>(control_file_.data() + dedup_off);
+  ring_ = reinterpret_cast<DedupRingEntry*>(control_file_.data() + ring_off);
+  time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + time_off);
+  subscriptions_ = reinterpret_cast<SubscriptionSlot*>(control_file_.data() + subs_off);
+  stream_mask_ = G.stream_slots - 1;
+  dedup_mask_ = G.dedup_slots - 1;
+  max_streams_ = G.stream_slots * 7 / 10;
   scratch_.resize(kMaxStreamsPerFrame);
   if (!Segment(t / seg_size_, /*create=*/true)) {
     return bad("segment " + std::to_string(t / seg_size_) + " holding the tail cannot be opened");
@@ -286,7 +304,7 @@ StoreStats Log::Stats() const {
   s.segments = s.tail_position / seg_size_ - s.first_segment + 1;
   s.bytes = s.tail_position - s.first_segment * seg_size_;
   s.segment_size = seg_size_;
-  s.dedup_window = ctl_->dedup_window;
+  s.dedup_window = geo_.dedup_window;
   s.stream_capacity = max_streams_;
   s.repairs = ld(ctl_->repairs);
   return s;

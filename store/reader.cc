@@ -351,7 +351,7 @@ Status Log::ReadSince(int64_t since, const EventStore::Visitor& visit) const {
   const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed);
   const uint64_t last = resolved() / seg_size_;
   for (uint64_t seg = first; seg <= last; ++seg) {
-    const TimeIndexSlot& ts = time_index_[seg % ctl_->time_index_slots];
+    const TimeIndexSlot& ts = time_index_[seg % geo_.time_index_slots];
     // A segment whose newest event is older than `since` is skipped; an unindexed one is scanned.
     if (ts.segment_plus_one == seg + 1 && ts.max_occurred_at_ns < since && seg != last) continue;
     return Scan(seg * seg_size_, [&](const EventView& e) { return e.occurred_at_ns < since || visit(e); });

@@ -139,7 +139,7 @@ Result<VerifyReport> Log::Verify() const {
   };
   std::unordered_map<std::pair<uint64_t, uint64_t>, uint64_t, IdHash> window;
   std::deque<std::pair<std::pair<uint64_t, uint64_t>, uint64_t>> fifo;
-  const uint64_t window_size = ctl_->dedup_window;
+  const uint64_t window_size = geo_.dedup_window;
 
   const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_relaxed);
   const uint64_t end = resolved();

@@ -32,7 +32,7 @@ Result<EventStore::RedactResult> Log::Redact(uint64_t position) {
   auto* h = reinterpret_cast<FrameHeader*>(f);
   h->crc = crc32c::Mask(ComputeFrameCrc(position / S, f, len));
   const uint64_t frame_pos = position - r->frame_offset;
-  if (ctl_->sync_policy != kSyncNone) SyncResolved(frame_pos, frame_pos + len);
+  if (geo_.sync_policy != kSyncNone) SyncResolved(frame_pos, frame_pos + len);
   ViewAt(*this, position, &result.event);
   return result;
 }

@@ -149,7 +149,7 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
   int64_t stall_start = 0;
   int64_t next_liveness_check = 0;
   uint32_t since_wake = 0;
-  const int64_t unblock = static_cast<int64_t>(ctl_->unblock_timeout_ns);
+  const int64_t unblock = static_cast<int64_t>(geo_.unblock_timeout_ns);
   for (;;) {
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
     if (pos >= tail()) break;
@@ -335,7 +335,7 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
     soff += StreamEntrySize(se->name_length);
   }
   // Dedup window: FIFO ring plus hash; the oldest id leaves as a new one enters.
-  const uint64_t window = ctl_->dedup_window;
+  const uint64_t window = geo_.dedup_window;
   uint64_t base = Load(ctl_->dedup_count);
   off = h->records_offset;
   for (uint32_t i = 0; i < k; ++i) {
@@ -351,7 +351,7 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   Store(ctl_->dedup_count, base + k);
   // Sparse time index: newest occurred_at per segment.
   uint64_t seg = pos / seg_size_;
-  TimeIndexSlot& ts = time_index_[seg % ctl_->time_index_slots];
+  TimeIndexSlot& ts = time_index_[seg % geo_.time_index_slots];
   if (ts.segment_plus_one != seg + 1) {
     ts.max_occurred_at_ns = newest;
     ts.segment_plus_one = seg + 1;
@@ -415,7 +415,7 @@ StreamSlot* Log::InsertStream(uint64_t hash_lo, uint64_t hash_hi) {
 uint64_t Log::DedupLookup(uint64_t hi, uint64_t lo) const {
   const uint64_t h = internal::HashEventId(hi, lo);
   const uint32_t tag = static_cast<uint32_t>(h);
-  const uint64_t window = ctl_->dedup_window;
+  const uint64_t window = geo_.dedup_window;
   uint64_t i = h & dedup_mask_;
   for (uint64_t probes = 0; probes <= dedup_mask_; ++probes, i = (i + 1) & dedup_mask_) {
     const DedupHashSlot s = dedup_[i];
@@ -471,8 +471,8 @@ void Log::DedupRemove(uint64_t hi, uint64_t lo, uint64_t ring_slot) {
 }
 
 void Log::DedupRebuild() {
-  std::memset(static_cast<void*>(dedup_), 0, ctl_->dedup_slots * sizeof(DedupHashSlot));
-  const uint64_t window = ctl_->dedup_window;
+  std::memset(static_cast<void*>(dedup_), 0, geo_.dedup_slots * sizeof(DedupHashSlot));
+  const uint64_t window = geo_.dedup_window;
   uint64_t count = Load(ctl_->dedup_count);
   for (uint64_t idx = count > window ? count - window : 0; idx < count; ++idx) {
     const DedupRingEntry& r = ring_[idx % window];
@@ -491,7 +491,7 @@ void Log::Prefetch(std::span<const StreamAppend> appends) const {
     }
   }
   // The id that the next acceptance evicts from the window.
-  const uint64_t window = ctl_->dedup_window;
+  const uint64_t window = geo_.dedup_window;
   uint64_t next = Load(ctl_->dedup_count);
   if (next >= window) {
     const DedupRingEntry& old = ring_[next % window];

@@ -123,7 +123,7 @@ class Log {
   uint64_t segment_size() const { return seg_size_; }
   format::ControlHeader* control() const { return ctl_; }
   format::SubscriptionSlot* subscription_table() const { return subscriptions_; }
-  uint64_t subscription_slots() const { return ctl_->subscription_slots; }
+  uint64_t subscription_slots() const { return geo_.subscription_slots; }
 
   // Segment base address, mapping (and creating when `create`) it on first use. Null when it does not exist.
   uint8_t* Segment(uint64_t index, bool create) const;
@@ -173,6 +173,12 @@ class Log {
 
   std::string dir_;
   StoreOptions options_;
+  // The control region's geometry, copied and checked once at attach; never re-read from shared memory.
+  struct Geometry {
+    uint64_t segment_size = 0, stream_slots = 0, dedup_window = 0, dedup_slots = 0, time_index_slots = 0;
+    uint64_t subscription_slots = 0, unblock_timeout_ns = 0;
+    uint32_t sync_policy = 0, sync_interval_ms = 0;
+  } geo_;
   int lock_fd_ = -1;
   ipc::MappedFile control_file_;
   format::ControlHeader* ctl_ = nullptr;

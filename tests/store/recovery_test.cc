@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -245,6 +246,74 @@ TEST_F(RecoveryTest, ScribbledControlRegionGivesErrorNotCrash) {
     EXPECT_NE(std::string::npos, s.status().message().find("control region")) << s.status().ToString();
     std::filesystem::remove_all(path());
     AppendSome(1);
+  }
+}
+
+// Invariant: the geometry of the control region is copied into each process at attach and never re-read.
+// A process that scribbles a geometry field of a live store cannot make the attached processes write or
+// read out of bounds, divide by zero or spin: their appends and reads go on exactly as before, while a new
+// opener refuses the damaged region with an error. (Run under ASan by the test command.)
+TEST_F(RecoveryTest, ScribbledGeometryOfALiveStoreIsNeverReRead) {
+  auto live = OpenStore();
+  ASSERT_TRUE(live);
+  std::string control = path() + "/control.hfe";
+  struct Field {
+    const char* name;
+    size_t offset;
+  } fields[] = {
+      {"segment_size", offsetof(format::ControlHeader, segment_size)},
+      {"stream_slots", offsetof(format::ControlHeader, stream_slots)},
+      {"dedup_window", offsetof(format::ControlHeader, dedup_window)},
+      {"dedup_slots", offsetof(format::ControlHeader, dedup_slots)},
+      {"stream_table_offset", offsetof(format::ControlHeader, stream_table_offset)},
+      {"dedup_table_offset", offsetof(format::ControlHeader, dedup_table_offset)},
+      {"dedup_ring_offset", offsetof(format::ControlHeader, dedup_ring_offset)},
+      {"time_index_offset", offsetof(format::ControlHeader, time_index_offset)},
+      {"time_index_slots", offsetof(format::ControlHeader, time_index_slots)},
+      {"unblock_timeout_ns", offsetof(format::ControlHeader, unblock_timeout_ns)},
+      {"sync_policy", offsetof(format::ControlHeader, sync_policy)},
+      {"subscription_table_offset", offsetof(format::ControlHeader, subscription_table_offset)},
+      {"subscription_slots", offsetof(format::ControlHeader, subscription_slots)},
+  };
+  uint64_t appended = 0;
+  for (const Field& field : fields) {
+    for (uint64_t garbage : std::array<uint64_t, 4>{0, 1, ~0ull, 0xdeadbeefcafef00dull}) {
+      uint64_t saved = 0;
+      {
+        std::fstream f(control, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(field.offset));
+        f.read(reinterpret_cast<char*>(&saved), 8);
+        f.seekp(static_cast<std::streamoff>(field.offset));
+        f.write(reinterpret_cast<const char*>(&garbage), 8);
+      }
+      // The attached process: appends (new streams, dedup inserts and evictions past the 4096-event window),
+      // reads by stream, position, time and newest, stats and verify all keep working.
+      for (int i = 0; i < 40; ++i) {
+        testing::TestEvent e("g" + std::to_string(appended));
+        auto r = live->Append("geo-" + std::to_string(appended % 50), ExpectedVersion::Any(), {&e.data, 1});
+        ASSERT_TRUE(r.ok()) << field.name << " = " << garbage << ": " << r.status().ToString();
+        auto again = live->Append("geo-0", ExpectedVersion::Any(), {&e.data, 1});
+        ASSERT_TRUE(again.ok() && again->already_appended) << field.name;
+        ++appended;
+      }
+      EXPECT_EQ(appended, live->Stats().events) << field.name;
+      uint64_t n = 0;
+      ASSERT_TRUE(live->ReadSince(0, [&](const EventView&) { return ++n > 0; }).ok()) << field.name;
+      EXPECT_EQ(appended, n) << field.name;
+      EXPECT_FALSE(testing::ReadStream(*live, "geo-1").empty()) << field.name;
+      auto rep = live->Verify();
+      ASSERT_TRUE(rep.ok() && rep->ok()) << field.name;
+      // A new opener checks the shared copy and refuses what cannot be a store's geometry.
+      {
+        auto fresh = EventStore::Open(path(), testing::SmallStore());
+        if (!fresh.ok()) {
+          EXPECT_NE(std::string::npos, fresh.status().message().find("control region")) << fresh.status().ToString();
+        }
+      }
+      std::fstream f(control, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(field.offset));
+      f.write(reinterpret_cast<const char*>(&saved), 8);
+    }
   }
 }
 
