@@ -27,7 +27,7 @@ Status Log::Recover(RecoveryMode mode) {
 
   // Check the unresolved tail: the only part a crash can have left half-written.
   uint64_t pos = resolved();
-  const uint64_t t = tail();
+  uint64_t t = tail();
   std::atomic_ref<uint64_t> tail_ref(ctl_->tail);
   while (pos < t) {
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
@@ -82,6 +82,16 @@ Status Log::Recover(RecoveryMode mode) {
       StateAt(f).store(MakeCommitted(kTypePad, rest), std::memory_order_release);
       ++recovery_.frames_skipped;
       pos += rest;
+      if (pos > t) {
+        // The tail was inside the padded rest: the log goes on in the next segment, so the tail moves there
+        // too (else the watermark would pass the tail and no append or reopen could follow).
+        if (!Segment(pos / seg_size_, /*create=*/true)) {
+          return IoError("store '" + dir_ + "': salvage cannot create segment " + std::to_string(pos / seg_size_) +
+                         " to continue the log after the damage at " + where + " (disk full?)");
+        }
+        t = pos + kSegmentHeaderSize;
+        tail_ref.store(t, std::memory_order_release);
+      }
       continue;
     }
     // Point in time: drop this frame and everything after it, and zero those bytes so that no stale byte

@@ -192,6 +192,44 @@ TEST_F(RecoveryTest, StrictModeRefusesDamagedTail) {
   EXPECT_EQ(1u, testing::ReadAll(*salvage).size());
 }
 
+// Invariant: salvaging a frame whose length is damaged skips the rest of its segment and moves the tail
+// past it, so appends and reopening work afterwards (before, the watermark passed the tail and the store
+// no longer opened: "tail 1472 / resolved 65600").
+TEST_F(RecoveryTest, SalvagedDamagedLengthKeepsTheStoreWritable) {
+  AppendSome(3);
+  uint64_t bad_pos;
+  {
+    auto s = OpenStore();
+    bad_pos = s->ResolvedPosition();
+  }
+  DieWhileAppending(FaultPoint::kAfterCommit);
+  const uint64_t seg = testing::SmallStore().segment_size;
+  {
+    // An impossible length in the committed frame's state word (the frame is no longer 64-byte aligned).
+    std::fstream f(SegmentFile(bad_pos, seg), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(bad_pos % seg + offsetof(format::FrameHeader, state)));
+    const int32_t bad_length = 100;
+    f.write(reinterpret_cast<const char*>(&bad_length), sizeof bad_length);
+  }
+  {
+    auto s = OpenStore(RecoveryMode::kSalvage);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(1u, s->recovery_report().frames_skipped);
+    EXPECT_NE(std::string::npos, s->recovery_report().damage.find("impossible frame length"));
+    EXPECT_LE(s->ResolvedPosition(), s->Stats().tail_position);
+    testing::TestEvent e("after salvage");
+    auto r = s->Append("s", ExpectedVersion::Exact(2), {&e.data, 1});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(1u, r->first_position / seg);  // the log went on in the next segment
+  }
+  auto again = OpenStore(RecoveryMode::kStrict);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(4u, testing::ReadAll(*again).size());
+  auto rep = again->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << rep->problems[0];
+}
+
 TEST_F(RecoveryTest, ZeroedHeaderInTailIsEndOfLog) {
   AppendSome(2);
   uint64_t bad_pos;
