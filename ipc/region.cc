@@ -72,37 +72,38 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     // Unmap and close what this one holds (not `this->~MappedFile()`: that would also destroy path_, which
     // is assigned just below).
     if (data_) ::munmap(data_, size_);
-    if (fd_ >= 0) ::close(fd_);
     data_ = o.data_;
     size_ = o.size_;
-    fd_ = o.fd_;
     path_ = std::move(o.path_);
     o.data_ = nullptr;
     o.size_ = 0;
-    o.fd_ = -1;
   }
   return *this;
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
-  if (fd_ >= 0) ::close(fd_);
   data_ = nullptr;
-  fd_ = -1;
 }
 
 Result<MappedFile> MappedFile::Map(int fd, const std::string& path, size_t size, const FileOptions& opts) {
+  // Pages of a sparse file are allocated on first touch, and a touch that finds the file system full kills
+  // the process with SIGBUS. Allocating them here turns that into ENOSPC (cheap where already allocated).
+  int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+    ::close(fd);
+    return Status(StatusCode::kResourceExhausted, "no space to allocate " + std::to_string(size >> 10) + " KiB for '" +
+                                                      path + "' (" + std::strerror(err) +
+                                                      "); free space on its file system, then retry");
+  }
   int flags = MAP_SHARED | (opts.populate ? MAP_POPULATE : 0);
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus("mmap '" + path + "'", err);
-  }
+  err = errno;
+  ::close(fd);  // the mapping keeps the file open
+  if (p == MAP_FAILED) return ErrnoStatus("mmap '" + path + "'", err);
   MappedFile f;
   f.data_ = static_cast<uint8_t*>(p);
   f.size_ = size;
-  f.fd_ = fd;
   f.path_ = path;
   return f;
 }

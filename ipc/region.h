@@ -26,7 +26,10 @@ Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool e
 // Checks that `path` is a real directory (not a symlink) owned by this user; creates it when asked.
 Status EnsureDirectory(const std::string& path, bool create, mode_t mode);
 
-// A shared, writable mapping of a whole file. Move-only; unmaps and closes on destruction.
+// A shared, writable mapping of a whole file. Move-only; unmaps on destruction. The file's descriptor is
+// closed as soon as it is mapped (the mapping keeps the file), so thousands of mappings need no descriptors.
+// Every byte of the file is allocated before it is mapped: a full file system is an error here, never a
+// SIGBUS when a page is first touched.
 class MappedFile {
  public:
   MappedFile() = default;
@@ -44,18 +47,16 @@ class MappedFile {
 
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
-  int fd() const { return fd_; }
   const std::string& path() const { return path_; }
   // msync of [offset, offset+len), rounded out to pages.
   Status Sync(size_t offset, size_t len) const;
 
  private:
-  // Maps all of `fd` (taking ownership of it; closed on failure).
+  // Allocates and maps all of `fd` (taking ownership of it; closed in every case).
   static Result<MappedFile> Map(int fd, const std::string& path, size_t size, const FileOptions& opts);
 
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  int fd_ = -1;
   std::string path_;
 };
 

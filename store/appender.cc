@@ -88,11 +88,12 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
     uint64_t t = tail_ref.load(std::memory_order_acquire);
     uint64_t seg = t / seg_size_;
     uint64_t off = t % seg_size_;
-    uint8_t* base = Segment(seg, /*create=*/true);
-    if (!base) {
-      return IoError("cannot open or create segment " + std::to_string(seg) + " of '" + dir_ +
-                     "' (disk full, or a foreign file in segments/?)");
+    auto mapped = MapSegment(seg, /*create=*/true);
+    if (!mapped.ok()) {
+      return Status(mapped.status().code(), "cannot append to '" + dir_ + "': " + mapped.status().message() +
+                                                "; nothing was written");
     }
+    uint8_t* base = *mapped;
     uint8_t* f = base + off;
     auto state = StateAt(f);
     uint64_t s = state.load(std::memory_order_acquire);

@@ -234,56 +234,69 @@ Status Log::Attach(const StoreOptions& o) {
   dedup_mask_ = G.dedup_slots - 1;
   max_streams_ = G.stream_slots * 7 / 10;
   scratch_.resize(kMaxStreamsPerFrame);
-  if (!Segment(t / seg_size_, /*create=*/true)) {
-    return bad("segment " + std::to_string(t / seg_size_) + " holding the tail cannot be opened");
+  if (auto tail_segment = MapSegment(t / seg_size_, /*create=*/true); !tail_segment.ok()) {
+    return Status(tail_segment.status().code(), "the segment holding the tail of '" + dir_ +
+                                                    "' cannot be opened: " + tail_segment.status().message());
   }
   return Status::Ok();
 }
 
 uint8_t* Log::Segment(uint64_t index, bool create) const {
-  SegmentMapping& m = maps_[index % kMapSlots];
-  // Acquire: pairs with the release below; the mapping's header is readable once the pointer is.
-  uint8_t* base = m.base.load(std::memory_order_acquire);
-  if (base && m.index.load(std::memory_order_relaxed) == index) return base;
+  auto base = MapSegment(index, create);
+  return base.ok() ? *base : nullptr;
+}
+
+Result<uint8_t*> Log::MapSegment(uint64_t index, bool create) const {
+  std::atomic<const SegmentNode*>& slot = map_slots_[index % kMapSlots];
+  // Acquire: pairs with the release stores below; the node's fields and the mapping's header are visible.
+  const SegmentNode* node = slot.load(std::memory_order_acquire);
+  if (node && node->index == index) return node->base;
 
   std::lock_guard<std::mutex> lock(map_mu_);
-  base = m.base.load(std::memory_order_acquire);
-  if (base && m.index.load(std::memory_order_relaxed) == index) return base;
+  if (auto it = mapped_.find(index); it != mapped_.end()) {
+    // Mapped already, its slot taken by a colliding segment: point the slot back at it, no new mapping.
+    slot.store(it->second.node, std::memory_order_release);
+    return it->second.node->base;
+  }
   std::string path = SegmentPath(index);
   if (!create) {
     struct stat st;
-    if (::lstat(path.c_str(), &st) != 0) return nullptr;
+    if (::lstat(path.c_str(), &st) != 0) return NotFound("segment file '" + path + "' does not exist");
   }
   ipc::FileOptions fo{options_.mode, options_.populate};
   auto f = ipc::MappedFile::Open(path, seg_size_, fo, create);
-  if (!f.ok() || f->size() != seg_size_) return nullptr;
+  if (!f.ok()) return f.status();
+  if (f->size() != seg_size_) {
+    return DataLoss("segment file '" + path + "' holds " + std::to_string(f->size()) + " bytes, expected " +
+                    std::to_string(seg_size_) + " (not a segment of this store; move it away)");
+  }
   auto* h = reinterpret_cast<SegmentHeader*>(f->data());
   if (h->magic == 0) {
     h->segment_index = index;
     h->segment_size = seg_size_;
     std::atomic_ref<uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
   } else if (h->magic != kSegmentMagic || h->segment_index != index || h->segment_size != seg_size_) {
-    return nullptr;  // another file put in its place: not ours to read
+    // Another file put in its place: not ours to read.
+    return DataLoss("segment file '" + path + "' is not segment " + std::to_string(index) +
+                    " of this store (wrong magic, index or size; move it away or restore it)");
   }
-  base = f->data();
-  files_.push_back(std::move(*f));
-  m.index.store(index, std::memory_order_relaxed);
-  m.base.store(base, std::memory_order_release);
-  return base;
+  nodes_.push_back({index, f->data()});
+  node = &nodes_.back();
+  mapped_.emplace(index, Mapped{std::move(*f), node});
+  // Release: pairs with the acquire load above.
+  slot.store(node, std::memory_order_release);
+  return node->base;
 }
 
 void Log::SyncResolved(uint64_t from, uint64_t to) {
   if (to <= from) return;
   for (uint64_t seg = from / seg_size_; seg <= (to - 1) / seg_size_; ++seg) {
-    uint8_t* base = Segment(seg, false);
-    if (!base) continue;
+    if (!Segment(seg, false)) continue;
     std::lock_guard<std::mutex> lock(map_mu_);
-    for (auto& f : files_) {
-      if (f.data() == base) {
-        uint64_t b = seg == from / seg_size_ ? from % seg_size_ : 0;
-        uint64_t e = seg == (to - 1) / seg_size_ ? (to - 1) % seg_size_ + 1 : seg_size_;
-        (void)f.Sync(b, e - b);
-      }
+    if (auto it = mapped_.find(seg); it != mapped_.end()) {
+      uint64_t b = seg == from / seg_size_ ? from % seg_size_ : 0;
+      uint64_t e = seg == (to - 1) / seg_size_ ? (to - 1) % seg_size_ + 1 : seg_size_;
+      (void)it->second.file.Sync(b, e - b);
     }
   }
   (void)control_file_.Sync(0, control_file_.size());

@@ -32,14 +32,12 @@ Result<uint64_t> Log::RetireBefore(uint64_t position) {
 void Log::ReleaseRetired() const {
   const uint64_t first = std::atomic_ref<uint64_t>(ctl_->first_segment).load(std::memory_order_acquire);
   std::lock_guard<std::mutex> lock(map_mu_);
-  for (auto& m : maps_) {
-    if (m.base.load(std::memory_order_relaxed) && m.index.load(std::memory_order_relaxed) < first) {
-      m.base.store(nullptr, std::memory_order_release);
-    }
+  for (auto& slot : map_slots_) {
+    const SegmentNode* node = slot.load(std::memory_order_relaxed);
+    if (node && node->index < first) slot.store(nullptr, std::memory_order_release);
   }
-  std::erase_if(files_, [&](const ipc::MappedFile& f) {
-    return reinterpret_cast<const SegmentHeader*>(f.data())->segment_index < first;
-  });
+  // Unmaps them; their nodes stay (a racing lookup may hold one), so no pointer read here dangles.
+  mapped_.erase(mapped_.begin(), mapped_.lower_bound(first));
 }
 
 Result<RetentionReport> RetireSegments(EventStore& store, uint64_t snapshot_position, const RetentionOptions& o) {

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -127,6 +128,8 @@ class Log {
 
   // Segment base address, mapping (and creating when `create`) it on first use. Null when it does not exist.
   uint8_t* Segment(uint64_t index, bool create) const;
+  // The same, with the reason when it cannot be mapped (missing, no space, a foreign file).
+  Result<uint8_t*> MapSegment(uint64_t index, bool create) const;
   // Frame state word at `pos`.
   std::atomic_ref<uint64_t> StateAt(uint8_t* frame) const {
     return std::atomic_ref<uint64_t>(reinterpret_cast<format::FrameHeader*>(frame)->state);
@@ -193,15 +196,24 @@ class Log {
   uint64_t max_streams_ = 0;
   RecoveryReport recovery_;
 
-  // Per-process segment mappings: a direct-mapped table read without a lock; filled under map_mu_.
+  // Per-process segment mappings. Lookups go through a direct-mapped table of pointers to immutable
+  // (index, base) nodes, read without a lock: one acquire load gives both fields together, so a lookup can
+  // never pair one segment's index with another's base. Misses (a colliding slot) are served from `mapped_`
+  // under map_mu_ without mapping again. Nodes are never freed (a lookup may still hold one), 16 bytes per
+  // segment ever mapped; the mappings themselves go when retention retires their segment.
   static constexpr size_t kMapSlots = 4096;
-  struct SegmentMapping {
-    std::atomic<uint8_t*> base{nullptr};
-    std::atomic<uint64_t> index{~0ull};
+  struct SegmentNode {
+    uint64_t index;
+    uint8_t* base;
   };
-  mutable std::array<SegmentMapping, kMapSlots> maps_;
+  struct Mapped {
+    ipc::MappedFile file;
+    const SegmentNode* node;
+  };
+  mutable std::array<std::atomic<const SegmentNode*>, kMapSlots> map_slots_{};
   mutable std::mutex map_mu_;
-  mutable std::deque<ipc::MappedFile> files_;
+  mutable std::deque<SegmentNode> nodes_;
+  mutable std::map<uint64_t, Mapped> mapped_;
 
   // Resolver scratch (used only by the thread holding the lease).
   struct StreamScratch {

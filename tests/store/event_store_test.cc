@@ -3,6 +3,7 @@
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -526,6 +527,42 @@ TEST_F(EventStoreTest, StreamMetadataLimitsWhatReadsSeeAndHardDeleteRefusesAppen
 }
 
 // A forked child must not repeat its parent's ids: the store would take its events for duplicates.
+// Invariant: a mapping holds no file descriptor, and segments whose indices collide in the per-process
+// mapping table (index and index + 4096) are each read back as themselves. A child with a 64-descriptor
+// limit appends 4,200 segments (one event each) and reads them all back, oldest first and by stream.
+TEST(SegmentMapTest, ThousandsOfSegmentsUnderALowDescriptorLimit) {
+  hfe::testing::TempDir dir;
+  hfe::testing::Children kids;
+  pid_t p = kids.Spawn([&] {
+    struct rlimit lim{64, 64};
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return 2;
+    auto s = EventStore::Open(dir.Sub("store"), testing::SmallStore());
+    if (!s.ok()) return 3;
+    constexpr int kSegments = 4200;
+    std::string body(60000, 'x');
+    for (int i = 0; i < kSegments; ++i) {
+      std::snprintf(body.data(), 16, "%015d", i);
+      EventData d{EventId::Random(), 1, 0, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}};
+      auto r = (*s)->Append("segments", ExpectedVersion::Any(), {&d, 1});
+      if (!r.ok()) {
+        std::fprintf(stderr, "append %d: %s\n", i, r.status().ToString().c_str());
+        return 4;
+      }
+    }
+    int next = 0, wrong = 0;
+    auto check = [&](const EventView& v) {
+      if (std::string_view(reinterpret_cast<const char*>(v.payload.data()), 15) != std::string(15 - std::to_string(next).size(), '0') + std::to_string(next)) ++wrong;
+      ++next;
+      return true;
+    };
+    if (!(*s)->ReadAll(0, check).ok() || next != kSegments || wrong != 0) return 5;
+    next = 0;
+    if (!(*s)->ReadStream("segments", 0, check).ok() || next != kSegments || wrong != 0) return 6;
+    return (*s)->Stats().segments >= kSegments ? 0 : 7;
+  });
+  EXPECT_EQ(0, kids.Wait(p));
+}
+
 TEST(EventIdTest, ForkedChildrenDrawDifferentIds) {
   (void)EventId::Random();  // the parent's generator is seeded before the fork
   int fds[2];

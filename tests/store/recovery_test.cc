@@ -432,6 +432,79 @@ TEST_F(RecoveryTest, SlowWriterIsUnblockedAndRetries) {
 
 // The sync policies on a disk path: appends return after msync (every-append) or are synced in the
 // background (interval); the store reopens with everything.
+// A small tmpfs mounted for one test, unmounted (lazily) however the test ends. Needs root; the test command
+// runs as root on the project's machines.
+struct SmallTmpfs {
+  hfe::testing::TempDir dir{"/tmp"};
+  bool mounted = false;
+  explicit SmallTmpfs(const char* size) {
+    std::string cmd = "mount -t tmpfs -o size=" + std::string(size) + ",mode=0700 tmpfs " + dir.path() + " 2>/dev/null";
+    mounted = std::system(cmd.c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted) (void)std::system(("umount -l " + dir.path()).c_str());
+  }
+};
+
+// Invariant: a full file system is an error, never a signal. An append that finds no space for a new
+// segment fails with a clear message (before, the first touch of the unallocated segment killed the
+// producer with SIGBUS); every acknowledged event survives; appends resume once space is freed.
+TEST(DiskFullTest, AppendsFailCleanlyAndResumeWhenSpaceIsFreed) {
+  SmallTmpfs fs("3m");
+  if (!fs.mounted) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string store = fs.dir.Sub("store");
+  const std::string filler = fs.dir.Sub("filler");
+  {
+    auto s = EventStore::Open(store, testing::SmallStore());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  {
+    std::ofstream f(filler, std::ios::binary);
+    const std::string block(64 << 10, 'x');
+    for (int i = 0; i < 64 && f; ++i) f.write(block.data(), static_cast<std::streamsize>(block.size()));
+  }
+  // A child appends 1 KiB events until the store refuses one; it reports how many were acknowledged.
+  int fds[2];
+  ASSERT_EQ(0, ::pipe(fds));
+  hfe::testing::Children kids;
+  pid_t p = kids.Spawn([&] {
+    auto s = EventStore::Open(store, testing::SmallStore());
+    if (!s.ok()) return 2;
+    const std::string body(1024, 'b');
+    uint64_t acked = 0;
+    for (;;) {
+      EventData d{EventId::Random(), 1, 0, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}};
+      auto r = (*s)->Append("full", ExpectedVersion::Any(), {&d, 1});
+      if (!r.ok()) {
+        std::string msg = r.status().ToString();
+        if (::write(fds[1], &acked, sizeof acked) != sizeof acked) return 3;
+        return ::write(fds[1], msg.data(), msg.size()) == static_cast<ssize_t>(msg.size()) ? 0 : 3;
+      }
+      ++acked;
+    }
+  });
+  ::close(fds[1]);
+  const int status = kids.Wait(p);
+  ASSERT_EQ(0, status) << "the producer must get an error, not a signal (128 + signal number)";
+  uint64_t acked = 0;
+  ASSERT_EQ(static_cast<ssize_t>(sizeof acked), ::read(fds[0], &acked, sizeof acked));
+  char msg[512] = {};
+  ASSERT_GT(::read(fds[0], msg, sizeof msg - 1), 0);
+  ::close(fds[0]);
+  EXPECT_GT(acked, 0u);
+  EXPECT_NE(std::string::npos, std::string(msg).find("space")) << msg;
+
+  std::filesystem::remove(filler);
+  auto s = EventStore::Open(store, testing::SmallStore());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(acked, testing::ReadStream(**s, "full").size());
+  testing::TestEvent e("after");
+  ASSERT_TRUE((*s)->Append("full", ExpectedVersion::Exact(acked - 1), {&e.data, 1}).ok());
+  auto rep = (*s)->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << rep->problems[0];
+}
+
 TEST(SyncPolicyTest, DiskStoreWithEachPolicyReopensComplete) {
   for (SyncPolicy policy : {SyncPolicy::kEveryAppend, SyncPolicy::kInterval, SyncPolicy::kNone}) {
     hfe::testing::TempDir disk("/tmp");
