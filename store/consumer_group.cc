@@ -18,6 +18,7 @@
 #include "schemas/events_generated.h"
 #include "store/group_format.h"
 #include "store/internal/admin_lock.h"
+#include "store/internal/fault.h"
 #include "store/internal/hash.h"
 #include "store/internal/log.h"
 
@@ -74,6 +75,7 @@ struct GroupState {
   EventFilter filter;
   std::string prefix;
   int64_t next_leader_check = 0;
+  int64_t next_lock_check = 0;
 
   uint32_t Partition(std::string_view stream) const {
     return static_cast<uint32_t>(internal::HashStream(stream).lo % h->partitions);
@@ -222,21 +224,57 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
 // ------------------------------------------------------------------------------------------ dispatcher
 namespace {
 
-// Takes the dispatcher role when it is free or its holder is dead or silent. Liveness is read from /proc
-// at most every 100 ms.
+// Releases the dispatch lock.
+void UnlockDispatch(GroupState& s) {
+  // Release: pairs with the next holder's acquiring CAS in LockDispatch; what this dispatcher wrote
+  // (assignment, cursors, ring tails) is visible to it.
+  A(s.h->dispatch_lock).store(0, std::memory_order_release);
+}
+
+// Takes the dispatch lock (group_format.h): free, or held by a process that is gone. A live holder is a
+// predecessor that lost the role while inside Dispatch: wait for it to leave rather than become a second
+// producer on its rings. Then re-checks the role, which may have moved on before the lock was taken.
+bool LockDispatch(GroupState& s, int64_t now) {
+  GroupHeader* h = s.h;
+  uint64_t holder = A(h->dispatch_lock).load(std::memory_order_relaxed);  // the CAS below orders
+  if (holder != 0 && holder != s.token) {
+    if (now < s.next_lock_check) return false;
+    s.next_lock_check = now + 10'000'000;
+    if (liveness::IsAlive(holder)) return false;
+  }
+  // Acquire: pairs with the previous holder's release in UnlockDispatch.
+  if (!A(h->dispatch_lock).compare_exchange_strong(holder, s.token, std::memory_order_acquire,
+                                                   std::memory_order_relaxed)) {
+    return false;
+  }
+  // Acquire: pairs with the role CAS of a successor; if it has dispatched since, its unlock precedes our
+  // lock and this load sees it.
+  if (A(h->leader).load(std::memory_order_acquire) != s.token) {
+    UnlockDispatch(s);
+    return false;
+  }
+  return true;
+}
+
+// Takes the dispatcher role when it is free or its holder is dead or silent (liveness is read from /proc
+// at most every 100 ms), then the dispatch lock. True when this member may rebalance and dispatch now;
+// the caller unlocks after Dispatch.
 bool TryLead(GroupState& s, int64_t now) {
   GroupHeader* h = s.h;
-  uint64_t leader = A(h->leader).load(std::memory_order_acquire);
-  if (leader == s.token) return true;
-  if (now < s.next_leader_check) return false;
-  s.next_leader_check = now + 100'000'000;
-  bool vacant = leader == 0 || !liveness::IsAlive(leader) ||
-                clock::WallNanos() - A(h->leader_heartbeat_ns).load(std::memory_order_relaxed) > h->liveness_timeout_ns;
-  if (!vacant) return false;
-  if (!A(h->leader).compare_exchange_strong(leader, s.token, std::memory_order_acq_rel)) return false;
+  uint64_t leader = A(h->leader).load(std::memory_order_acquire);  // partner: the role CAS below
+  if (leader != s.token) {
+    if (now < s.next_leader_check) return false;
+    s.next_leader_check = now + 100'000'000;
+    bool vacant = leader == 0 || !liveness::IsAlive(leader) ||
+                  clock::WallNanos() - A(h->leader_heartbeat_ns).load(std::memory_order_relaxed) > h->liveness_timeout_ns;
+    if (!vacant) return false;
+    // Acq_rel: pairs with the acquire loads of the role (here and in LockDispatch).
+    if (!A(h->leader).compare_exchange_strong(leader, s.token, std::memory_order_acq_rel)) return false;
+    s.leading = false;  // (re)initialised by Rebalance
+  }
+  // The role is ours: keep it fresh even while a stalled predecessor still holds the lock.
   A(h->leader_heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
-  s.leading = false;  // (re)initialised by Rebalance
-  return true;
+  return LockDispatch(s, now);
 }
 
 // Membership, assignment and rewinds. Called by the dispatcher on every poll; false when no member is live.
@@ -330,6 +368,7 @@ bool Rebalance(GroupState& s, int64_t now) {
 
 size_t Dispatch(GroupState& s, size_t budget) {
   GroupHeader* h = s.h;
+  internal::Fault(internal::FaultPoint::kGroupDispatch);
   size_t pushed = 0;
   const uint32_t epoch = static_cast<uint32_t>(A(h->epoch).load(std::memory_order_relaxed));
   auto r = s.log->ReadBatch(s.cursor, budget, s.filter, [&](const EventView& e) {
@@ -371,8 +410,8 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
   }
   A(ms.heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
   if (TryLead(s, now)) {
-    A(h->leader_heartbeat_ns).store(clock::WallNanos(), std::memory_order_relaxed);
     if (Rebalance(s, now)) Dispatch(s, 4 * max);
+    UnlockDispatch(s);
   } else {
     s.leading = false;
   }

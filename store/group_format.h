@@ -26,6 +26,15 @@
 // and then release-stores ring_generation; the member consumes from its ring only once ring_generation is
 // its own, so nobody pushes into a ring while it is being laid out.
 //
+// The dispatcher role and the dispatch lock
+// ------------------------------------------
+// `leader` names the member that should dispatch; it moves to another member when its holder is gone or
+// silent past the liveness timeout, which may happen while the holder is inside Rebalance or Dispatch (a
+// stopped or descheduled process). Every member ring has a single producer, so pushing also needs
+// `dispatch_lock`: the token of the process inside Rebalance and Dispatch, taken by CAS from 0 and taken
+// over from a holder only once its process is gone. A new role holder thus dispatches only after a stalled
+// one has left Dispatch, and re-checks the role once it holds the lock.
+//
 // A member silent past the liveness timeout is declared dead by setting the evicted bit of its lease (its
 // token stays, so the slot is not reused while that process may still touch its ring); the member frees the
 // slot itself when its next Poll finds the bit. A slot whose process is gone is taken by the next Join.
@@ -66,7 +75,7 @@
 namespace hfe::store::group_format {
 
 inline constexpr uint64_t kGroupMagic = 0x31505247'45464848ull;  // "HHFEGRP1"
-inline constexpr uint32_t kGroupLayoutVersion = 2;  // 2: member generations, owner words with generation
+inline constexpr uint32_t kGroupLayoutVersion = 2;  // 2: member generations, owner words, dispatch lock
 inline constexpr uint32_t kMaxPartitions = 256;
 inline constexpr uint32_t kMaxMembers = 16;
 inline constexpr size_t kGroupHeaderSize = 8192;
@@ -128,7 +137,8 @@ struct GroupHeader {
   uint64_t epoch;                   //  280  bumped on every change of assignment
   uint64_t start_position;          //  288
   uint64_t parked_replayed;         //  296  versions of "$parked-<group>" already replayed
-  uint8_t pad1[1024 - 304];
+  uint64_t dispatch_lock;           //  304  atomic: token of the process inside Rebalance/Dispatch; 0 free
+  uint8_t pad1[1024 - 312];
   uint64_t acked[kMaxPartitions];       // 1024  atomic each
   uint64_t dispatched[kMaxPartitions];  // 3072
   MemberSlot members[kMaxMembers];      // 5120
@@ -146,6 +156,7 @@ static_assert(offsetof(GroupHeader, dispatch_position) == 272);
 static_assert(offsetof(GroupHeader, epoch) == 280);
 static_assert(offsetof(GroupHeader, start_position) == 288);
 static_assert(offsetof(GroupHeader, parked_replayed) == 296);
+static_assert(offsetof(GroupHeader, dispatch_lock) == 304);
 static_assert(offsetof(GroupHeader, acked) == 1024);
 static_assert(offsetof(GroupHeader, dispatched) == 3072);
 static_assert(offsetof(GroupHeader, members) == 5120);

@@ -3,7 +3,8 @@
 // mid-run. Invariants: each group sees every event at least once; inside each member, each stream's
 // versions only go up (per-stream order); the surviving members finish the killed member's work. Also:
 // events whose handler keeps failing are parked with the error text while the rest are acked; members
-// SIGKILLed and replaced before the dispatcher noticed lose nothing.
+// SIGKILLed and replaced before the dispatcher noticed lose nothing; a dispatcher stopped inside Dispatch
+// is never joined there by a second one.
 #include "store/consumer_group.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 
 #include "ipc/clock.h"
 #include "schemas/events_generated.h"
+#include "store/internal/fault.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::store {
@@ -113,8 +115,17 @@ struct Plan {
   bool wait_for_go = false;
   bool never_poll = false;     // joins and idles: what the dispatcher gives it stays unacknowledged
   bool stall_first = false;
+  bool stop_in_dispatch = false;  // SIGSTOPs itself inside its first Dispatch (the fault point)
   int64_t spin_ns = 0;         // busy time per event, so that members' rings hold a backlog
 };
+
+void StopOnceInDispatch(internal::FaultPoint p) {
+  static bool stopped = false;
+  if (p == internal::FaultPoint::kGroupDispatch && !stopped) {
+    stopped = true;
+    ::raise(SIGSTOP);
+  }
+}
 
 // Polls until stage->stop; returns 0 (also when declared dead: it records that and leaves).
 int RunMember(const std::string& dir, const Plan& plan, Stage* stage, GroupCounters* c, std::atomic<uint8_t>* seen,
@@ -123,6 +134,7 @@ int RunMember(const std::string& dir, const Plan& plan, Stage* stage, GroupCount
   if (!s.ok()) return 1;
   auto m = GroupMember::Join(**s, "g", plan.options);
   if (!m.ok()) return 2;
+  if (plan.stop_in_dispatch) internal::g_fault_hook.store(&StopOnceInDispatch);
   stage->joined = 1;
   while (plan.wait_for_go && !stage->go && !stage->stop) ::usleep(1000);
   while (plan.never_poll && !stage->stop) ::usleep(1000);
@@ -430,6 +442,48 @@ TEST(ConsumerGroupTest, MembersKilledAndRestartedWithinTheLivenessIntervalLoseNo
   EXPECT_EQ(0u, counters->order_violations.load());
   RecordProperty("events", static_cast<int>(total));
   RecordProperty("redeliveries", static_cast<int>(counters->deliveries.load() - total));
+}
+
+// A dispatcher stopped inside Dispatch (SIGSTOP at the fault point) loses the role once it is silent past
+// the liveness timeout, but whoever takes the role must not push work while the stopped one may still push
+// into the same rings (two producers on one SPSC ring): it waits until the old one has left Dispatch.
+// Then the two share the work and nothing is lost.
+TEST(ConsumerGroupTest, ANewDispatcherWaitsUntilAStalledOneLeavesDispatch) {
+  constexpr uint64_t kEvents = 1000, kStreams = 100;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(2);
+  Plan stalled, second;
+  stalled.options.liveness_timeout_ms = 200;
+  stalled.stop_in_dispatch = true;
+  hfe::testing::Children kids;
+  pid_t first = kids.Spawn([&] { return RunMember(store_dir, stalled, &stage[0], counters, seen, kEvents); });
+  int status = 0;
+  ASSERT_EQ(first, ::waitpid(first, &status, WUNTRACED));
+  ASSERT_TRUE(WIFSTOPPED(status)) << "the first member should have stopped itself inside Dispatch";
+  pid_t other = kids.Spawn([&] { return RunMember(store_dir, second, &stage[1], counters, seen, kEvents); });
+  // The second member takes the role once the first is silent past the timeout ...
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = GroupMember::Info(**s, "g");
+    return info.ok() && info->leader_pid == other;
+  }));
+  // ... and then polls on, but dispatches nothing while the first is still inside Dispatch.
+  const uint64_t polls = stage[1].polls.load();
+  ASSERT_TRUE(WaitFor([&] { return stage[1].polls.load() >= polls + 50; }));
+  EXPECT_EQ(0u, stage[1].handled.load()) << "a second dispatcher pushed work while the first was inside Dispatch";
+  ::kill(first, SIGCONT);
+  EXPECT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, kEvents) << " events reached no member; group cursor at end: " << CursorAtEnd(**s);
+  stage[0].stop = stage[1].stop = 1;
+  EXPECT_EQ(0, kids.Wait(first));
+  EXPECT_EQ(0, kids.Wait(other));
+  EXPECT_EQ(0u, Missing(seen, kEvents));
+  EXPECT_EQ(0u, counters->order_violations.load());
 }
 
 }  // namespace
