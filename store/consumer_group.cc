@@ -45,6 +45,17 @@ uint64_t GroupCursor(GroupHeader* h) {
   return low;
 }
 
+// Moves a partition's acked cursor forward to `next`, never back: a member whose partition moved on while
+// its handler ran must not pull the cursor below what the new owner acknowledged since. True when it moved.
+bool AckThrough(uint64_t& acked, uint64_t next) {
+  uint64_t cur = A(acked).load(std::memory_order_relaxed);  // the CAS below orders
+  while (cur < next) {
+    // Release: pairs with the dispatcher's acquire of acked[p]; the handler's effects precede the ack.
+    if (A(acked).compare_exchange_weak(cur, next, std::memory_order_release, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
 uint8_t* RingMemory(GroupHeader* h, uint32_t member) {
   return reinterpret_cast<uint8_t*>(h) + kGroupHeaderSize + member * h->ring_bytes;
 }
@@ -423,7 +434,7 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
     s.inbox.emplace(std::move(*inbox));
   }
   // Handle this member's queue, in order.
-  size_t handled = 0;
+  size_t handled = 0, acked = 0;
   Work w;
   EventView v;
   while (handled < max && s.inbox->TryPop(&w)) {
@@ -434,7 +445,7 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
     if (w.position < A(h->acked[p]).load(std::memory_order_acquire) || w.position < s.done[p]) continue;
     if (!ViewAt(*s.log, w.position, &v)) {
       // Not an accepted event (a scribbled work item): nothing to deliver, but the partition moves on.
-      if (w.position < s.log->resolved()) A(h->acked[p]).store(w.position + 1, std::memory_order_release);
+      if (w.position < s.log->resolved()) AckThrough(h->acked[p], w.position + 1);
       continue;
     }
     Status st;
@@ -452,16 +463,20 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
       A(ms.parked).fetch_add(1, std::memory_order_relaxed);
       A(s.slot->parked).fetch_add(1, std::memory_order_relaxed);
     }
-    // Release: pairs with the dispatcher's acquire; the handler's effects precede the ack.
-    A(h->acked[p]).store(w.position + 1, std::memory_order_release);
     s.done[p] = w.position + 1;
     A(ms.handled).fetch_add(1, std::memory_order_relaxed);
     ++handled;
+    // Declared dead while the handler ran (silent past the liveness timeout): the partition goes, or has
+    // gone, to another member with this event unacknowledged; store nothing and stop (the next Poll says
+    // so). Acquire: pairs with the dispatcher's release when it declared this generation dead.
+    if (A(ms.lease).load(std::memory_order_acquire) != s.lease) break;
+    // Acquire: pairs with the dispatcher's release of the owner word. A move that races with this check
+    // is why acks only move forward (AckThrough).
+    if (A(h->owner[p]).load(std::memory_order_acquire) != s.owner_word) continue;
+    if (AckThrough(h->acked[p], w.position + 1)) ++acked;
   }
-  if (handled) {
-    A(s.slot->delivered).fetch_add(handled, std::memory_order_relaxed);
-    A(s.slot->acked).fetch_add(handled, std::memory_order_relaxed);
-  }
+  if (handled) A(s.slot->delivered).fetch_add(handled, std::memory_order_relaxed);
+  if (acked) A(s.slot->acked).fetch_add(acked, std::memory_order_relaxed);
   return handled;
 }
 

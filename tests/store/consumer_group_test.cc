@@ -3,8 +3,8 @@
 // mid-run. Invariants: each group sees every event at least once; inside each member, each stream's
 // versions only go up (per-stream order); the surviving members finish the killed member's work. Also:
 // events whose handler keeps failing are parked with the error text while the rest are acked; members
-// SIGKILLed and replaced before the dispatcher noticed lose nothing; a dispatcher stopped inside Dispatch
-// is never joined there by a second one.
+// SIGKILLed and replaced before the dispatcher noticed lose nothing; a member declared dead while its
+// handler ran cannot pull the group cursor back.
 #include "store/consumer_group.h"
 
 #include <gtest/gtest.h>
@@ -486,5 +486,36 @@ TEST(ConsumerGroupTest, ANewDispatcherWaitsUntilAStalledOneLeavesDispatch) {
   EXPECT_EQ(0u, counters->order_violations.load());
 }
 
+// A member whose handler outlives the liveness timeout is declared dead and its partition moves on; the new
+// owner handles everything and acknowledges to the end. When the old handler finally returns, its
+// acknowledgement must not land over the new owner's: the group cursor stays at the end.
+TEST(ConsumerGroupTest, AMemberDeclaredDeadMidHandlerDoesNotPullTheCursorBack) {
+  constexpr uint64_t kEvents = 500, kStreams = 5;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(2);
+  Plan slow, other;
+  slow.options.partitions = 1;  // one partition: the new owner acknowledges past the slow member's event
+  slow.options.liveness_timeout_ms = 200;
+  slow.stall_first = true;
+  hfe::testing::Children kids;
+  pid_t m = kids.Spawn([&] { return RunMember(store_dir, slow, &stage[0], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[0].stalled == 1; }));
+  pid_t n = kids.Spawn([&] { return RunMember(store_dir, other, &stage[1], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, kEvents) << " events reached no member";
+  stage[0].release = 1;
+  EXPECT_EQ(0, kids.Wait(m));
+  EXPECT_EQ(1, stage[0].evicted.load());  // its next Poll told it it had been declared dead
+  EXPECT_TRUE(CursorAtEnd(**s)) << "the late acknowledgement pulled the group cursor back";
+  stage[1].stop = 1;
+  EXPECT_EQ(0, kids.Wait(n));
+  EXPECT_EQ(0u, counters->order_violations.load());
+}
 }  // namespace
 }  // namespace hfe::store
