@@ -528,6 +528,8 @@ void GroupMember::Wait(int64_t timeout_ns) {
   }
 }
 
+bool GroupMember::CaughtUp() const { return GroupCursor(s_->h) >= s_->log->resolved(); }
+
 Result<GroupInfo> GroupMember::Info(const EventStore& store, std::string_view name) {
   Log& log = const_cast<EventStore&>(store).log();
   auto f = ipc::AttachRegion(GroupPath(log, name), kGroupMagic, kGroupLayoutVersion, 0, {0600, false});

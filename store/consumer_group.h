@@ -85,6 +85,10 @@ class GroupMember {
   Result<size_t> Poll(const Handler& handle, size_t max = 256);
   // Sleeps briefly when there was nothing to do.
   void Wait(int64_t timeout_ns);
+  // True when the whole group is caught up: every event its filter selects, up to the log's resolved end,
+  // was dispatched and acknowledged (its lag is 0). While false, a member whose Poll finds nothing may still
+  // be given work (the partitions of a member that died, leaves or is silent past the liveness timeout).
+  bool CaughtUp() const;
 
   int index() const;
   bool dispatching() const;
