@@ -119,6 +119,9 @@ Status HandlerHost::Run(const volatile std::sig_atomic_t* stop) {
       s.first_segment_seen = first;
       s.store->ReleaseRetired();
     }
+    // A group member is idle only while its whole group is: until then the work of a member that died or
+    // went silent may still come to it.
+    if (s.member && !s.member->CaughtUp()) idle_since = now;
     if (s.o.idle_exit_ms > 0 && now - idle_since > s.o.idle_exit_ms * 1'000'000) break;
     if (s.sub) s.sub->Wait(100'000'000);
     else s.member->Wait(1'000'000);

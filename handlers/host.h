@@ -27,7 +27,8 @@ struct HostOptions {
   store::SubscriptionOptions filter;    // types, stream prefix, start, wait strategy
   DispatcherOptions dispatch;           // parking_owner defaults to the subscription (or group) name
   uint64_t max_events = 0;              // return after this many events (0: no limit)
-  int64_t idle_exit_ms = 0;             // return after this long without events (0: never)
+  int64_t idle_exit_ms = 0;             // return after this long without events (0: never); a group
+                                        // member: this long since its whole group was last behind
   std::string stats_path;               // JSON stats file, rewritten about every stats_interval_ms (empty: none)
   int64_t stats_interval_ms = 1000;
   std::function<void()> every_second;   // called from the reader thread about once a second

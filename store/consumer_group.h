@@ -2,10 +2,13 @@
 // partitions by hash; a partition belongs to one member at a time and reaches it in log order, so each
 // stream is handled in version order while different streams run in parallel. One member at a time is
 // the dispatcher: it reads the log, filters on frame headers and pushes work into each member's shared
-// ring. When a member dies (its process is gone, or silent past the liveness timeout) its partitions move
-// to the survivors and its unacknowledged events are delivered again; a joining member receives partitions
-// once their previous owner has drained them. An event whose handler fails past the retry budget is parked
-// in the stream "$parked-<group>" with the error text, and acknowledged.
+// ring. A dispatcher silent past the liveness timeout loses the role, but its successor dispatches only
+// once it has left Dispatch (or its process is gone), so a ring never has two producers. When a member
+// dies (its process is gone, or silent past the liveness timeout) its partitions move to the survivors and
+// its unacknowledged events are delivered again, also when a new process has already taken its slot; a
+// joining member receives partitions once their previous owner has drained them. An event whose handler
+// fails past the retry budget is parked in the stream "$parked-<group>" with the error text, and
+// acknowledged.
 //
 //   auto m = hfe::store::GroupMember::Join(*store, "audit", {});
 //   for (;;) {
@@ -82,6 +85,10 @@ class GroupMember {
   Result<size_t> Poll(const Handler& handle, size_t max = 256);
   // Sleeps briefly when there was nothing to do.
   void Wait(int64_t timeout_ns);
+  // True when the whole group is caught up: every event its filter selects, up to the log's resolved end,
+  // was dispatched and acknowledged (its lag is 0). While false, a member whose Poll finds nothing may still
+  // be given work (the partitions of a member that died, leaves or is silent past the liveness timeout).
+  bool CaughtUp() const;
 
   int index() const;
   bool dispatching() const;

@@ -4,6 +4,8 @@
 //                      [--from beginning|end|P|ISO8601] [--wait spin|yield|park]
 //                      --handler print,count,audit,notification,workflow,metrics,performance [--out DIR]
 //                      [--max-events N] [--idle-exit-ms M] [--stats-file F]
+// --idle-exit-ms M exits after M ms without events; a group member waits until its whole group is caught up
+// (lag 0), since the partitions of a member that died or went silent may still come to it.
 // print writes each event as a JSON line on stdout (the keys of `read`); count keeps a running count per event
 // type on stderr; the others are the handlers of handlers/. Events are acknowledged once every handler
 // finished them and made its effects durable (handlers::HandlerHost).
@@ -388,7 +390,8 @@ void AddHandleVerbs(CLI::App& app, GlobalOptions& g, int& rc) {
   h->add_option("--slow-ms", a->slow_ms, "events handled later than this after they occurred are slow operations")
       ->capture_default_str();
   h->add_option("--max-events", a->max_events, "exit after this many events (0: run until SIGINT/SIGTERM)");
-  h->add_option("--idle-exit-ms", a->idle_exit_ms, "exit after this long without events (0: never)");
+  h->add_option("--idle-exit-ms", a->idle_exit_ms,
+                "exit after this long without events (0: never); with --group, only once the whole group is caught up");
   h->add_option("--stats-file", a->stats_file, "keep per-handler stats (processed, failed, parked, latency) in this JSON file");
   h->callback([&g, &rc, a] { rc = Handle(g, *a); });
   app.add_subcommand("subscriptions", "list subscriptions: cursor, lag, members, delivered, acked, parked")

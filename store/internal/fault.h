@@ -14,6 +14,7 @@ enum class FaultPoint {
   kResolverAfterVerdict, // verdict written, journal not
   kResolverAfterJournal, // journal written, tables not applied
   kResolverMidApply,     // stream table applied, dedup index half applied
+  kGroupDispatch,        // a consumer group's dispatcher holds the dispatch lock and is about to push work
 };
 
 using FaultHook = void (*)(FaultPoint);

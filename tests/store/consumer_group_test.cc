@@ -2,7 +2,9 @@
 // group and 1 in another, 1,000,000 events over 10,000 streams; one member of the first group is SIGKILLed
 // mid-run. Invariants: each group sees every event at least once; inside each member, each stream's
 // versions only go up (per-stream order); the surviving members finish the killed member's work. Also:
-// events whose handler keeps failing are parked with the error text while the rest are acked.
+// events whose handler keeps failing are parked with the error text while the rest are acked; members
+// SIGKILLed and replaced before the dispatcher noticed lose nothing; a member declared dead while its
+// handler ran cannot pull the group cursor back.
 #include "store/consumer_group.h"
 
 #include <gtest/gtest.h>
@@ -10,10 +12,13 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <random>
 #include <unordered_map>
 
 #include "ipc/clock.h"
 #include "schemas/events_generated.h"
+#include "store/internal/fault.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::store {
@@ -51,30 +56,135 @@ int Produce(const std::string& dir, uint64_t first, uint64_t count, uint64_t str
   return 0;
 }
 
+// What a member process records of each delivery: the event's sequence number (the first 8 bytes of its
+// payload) is marked seen, and each stream's versions must only go up inside this process.
+class Recorder {
+ public:
+  Recorder(GroupCounters* c, std::atomic<uint8_t>* seen, uint64_t total) : c_(c), seen_(seen), total_(total) {}
+  void operator()(const EventView& e) {
+    uint64_t seq;
+    std::memcpy(&seq, e.payload.data(), 8);
+    auto [it, fresh] = last_.try_emplace(std::string(e.stream), e.version);
+    if (!fresh) {
+      if (e.version <= it->second) c_->order_violations.fetch_add(1);
+      it->second = e.version;
+    }
+    if (seq < total_ && seen_[seq].fetch_add(1) == 0) c_->unique.fetch_add(1);
+    c_->deliveries.fetch_add(1);
+  }
+
+ private:
+  GroupCounters* c_;
+  std::atomic<uint8_t>* seen_;
+  uint64_t total_;
+  std::unordered_map<std::string, uint64_t> last_;
+};
+
 // A member process: handles until the group has seen `total` distinct events.
 int Member(const std::string& dir, const std::string& group, GroupCounters* c, std::atomic<uint8_t>* seen, uint64_t total) {
   auto s = EventStore::Open(dir, GroupStore());
   if (!s.ok()) return 1;
   auto m = GroupMember::Join(**s, group, {});
   if (!m.ok()) return 2;
-  std::unordered_map<std::string, uint64_t> last;
+  Recorder record(c, seen, total);
   while (c->unique.load(std::memory_order_relaxed) < total) {
     auto n = (*m)->Poll([&](const EventView& e) {
-      uint64_t seq;
-      std::memcpy(&seq, e.payload.data(), 8);
-      auto [it, fresh] = last.try_emplace(std::string(e.stream), e.version);
-      if (!fresh) {
-        if (e.version <= it->second) c->order_violations.fetch_add(1);
-        it->second = e.version;
-      }
-      if (seq < total && seen[seq].fetch_add(1) == 0) c->unique.fetch_add(1);
-      c->deliveries.fetch_add(1);
+      record(e);
       return Status::Ok();
     });
     if (!n.ok()) return 3;
     if (*n == 0) (*m)->Wait(1'000'000);
   }
   return 0;
+}
+
+// One member process of the choreographed tests below, and what the test and it tell each other.
+struct Stage {
+  std::atomic<int> joined;
+  std::atomic<int> go;        // a member started with wait_for_go polls once this is set
+  std::atomic<int> stalled;   // a member with stall_first is inside its first handler call
+  std::atomic<int> release;   // ... and returns from it once this is set
+  std::atomic<int> evicted;   // Poll said this member was declared dead
+  std::atomic<int> stop;
+  std::atomic<uint64_t> polls;
+  std::atomic<uint64_t> handled;
+};
+
+struct Plan {
+  GroupOptions options;        // the group's, when this member creates it
+  bool wait_for_go = false;
+  bool never_poll = false;     // joins and idles: what the dispatcher gives it stays unacknowledged
+  bool stall_first = false;
+  bool stop_in_dispatch = false;  // SIGSTOPs itself inside its first Dispatch (the fault point)
+  int64_t spin_ns = 0;         // busy time per event, so that members' rings hold a backlog
+};
+
+void StopOnceInDispatch(internal::FaultPoint p) {
+  static bool stopped = false;
+  if (p == internal::FaultPoint::kGroupDispatch && !stopped) {
+    stopped = true;
+    ::raise(SIGSTOP);
+  }
+}
+
+// Polls until stage->stop; returns 0 (also when declared dead: it records that and leaves).
+int RunMember(const std::string& dir, const Plan& plan, Stage* stage, GroupCounters* c, std::atomic<uint8_t>* seen,
+              uint64_t total) {
+  auto s = EventStore::Open(dir, GroupStore());
+  if (!s.ok()) return 1;
+  auto m = GroupMember::Join(**s, "g", plan.options);
+  if (!m.ok()) return 2;
+  if (plan.stop_in_dispatch) internal::g_fault_hook.store(&StopOnceInDispatch);
+  stage->joined = 1;
+  while (plan.wait_for_go && !stage->go && !stage->stop) ::usleep(1000);
+  while (plan.never_poll && !stage->stop) ::usleep(1000);
+  Recorder record(c, seen, total);
+  bool first = true;
+  while (!stage->stop) {
+    auto n = (*m)->Poll([&](const EventView& e) {
+      if (plan.stall_first && first) {
+        stage->stalled = 1;
+        while (!stage->release) ::usleep(1000);
+      }
+      first = false;
+      record(e);
+      stage->handled.fetch_add(1);
+      for (int64_t until = clock::MonotonicNanos() + plan.spin_ns; clock::MonotonicNanos() < until;) {
+      }
+      return Status::Ok();
+    });
+    stage->polls.fetch_add(1);
+    if (!n.ok()) {
+      if (n.status().code() != StatusCode::kFailedPrecondition) return 3;
+      stage->evicted = 1;
+      return 0;
+    }
+    if (*n == 0) (*m)->Wait(1'000'000);
+  }
+  return 0;
+}
+
+// Checks `done` every millisecond until it holds or `limit_s` seconds passed (a guard against hanging
+// when the code is wrong, not a timing assertion); returns whether it held.
+bool WaitFor(const std::function<bool()>& done, int limit_s = 60) {
+  const int64_t limit = clock::MonotonicNanos() + limit_s * 1'000'000'000ll;
+  while (!done()) {
+    if (clock::MonotonicNanos() > limit) return false;
+    ::usleep(1000);
+  }
+  return true;
+}
+
+// The group's cursor has reached the end of the log: everything is acknowledged.
+bool CursorAtEnd(const EventStore& s) {
+  auto info = GroupMember::Info(s, "g");
+  return info.ok() && info->cursor >= s.ResolvedPosition();
+}
+
+uint64_t Missing(const std::atomic<uint8_t>* seen, uint64_t total) {
+  uint64_t missing = 0;
+  for (uint64_t i = 0; i < total; ++i) missing += seen[i].load() == 0;
+  return missing;
 }
 
 TEST(ConsumerGroupTest, TwoGroupsSeeEverythingInOrderAcrossAMemberKill) {
@@ -215,5 +325,197 @@ TEST(ConsumerGroupTest, RefusesSecondMembershipInOneProcessAndMismatchedFilter) 
   EXPECT_EQ(StatusCode::kInvalidArgument, GroupMember::Join(**s, "a/b", {}).status().code());
 }
 
+
+// A member SIGKILLed with work in its ring is replaced by a new process in its slot before the dispatcher
+// looked again (the dispatcher is busy in a handler meanwhile). The dispatcher must see a new member in that
+// slot, not the old one still alive, and hand the dead member's unacknowledged events out again: every
+// event is handled, per-stream order holds, and the group cursor reaches the end.
+TEST(ConsumerGroupTest, AMemberJoiningADeadMembersSlotGetsItsUnackedWorkAgain) {
+  constexpr uint64_t kEvents = 2000, kStreams = 200;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(3);
+  Plan dispatcher, idle, replacement;
+  dispatcher.options.partitions = 16;
+  dispatcher.options.liveness_timeout_ms = 60'000;  // deaths are found by pid only
+  dispatcher.wait_for_go = dispatcher.stall_first = true;
+  idle.never_poll = true;
+  hfe::testing::Children kids;
+  pid_t a = kids.Spawn([&] { return RunMember(store_dir, dispatcher, &stage[0], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[0].joined == 1; }));
+  pid_t b = kids.Spawn([&] { return RunMember(store_dir, idle, &stage[1], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[1].joined == 1; }));
+  // The first member dispatches to both rings, then stalls in its first handler call.
+  stage[0].go = 1;
+  ASSERT_TRUE(WaitFor([&] { return stage[0].stalled == 1; }));
+  kids.Kill(b);
+  EXPECT_EQ(128 + SIGKILL, kids.Wait(b));
+  pid_t b2 = kids.Spawn([&] { return RunMember(store_dir, replacement, &stage[2], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[2].joined == 1; }));
+  stage[0].release = 1;
+  EXPECT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, kEvents) << " events reached no member; group cursor at end: " << CursorAtEnd(**s);
+  stage[0].stop = stage[2].stop = 1;
+  EXPECT_EQ(0, kids.Wait(a));
+  EXPECT_EQ(0, kids.Wait(b2));
+  EXPECT_EQ(0u, Missing(seen, kEvents));
+  EXPECT_EQ(0u, counters->order_violations.load());
+  EXPECT_GT(stage[2].handled.load(), 0u);  // the replacement took the dead member's share
+}
+
+// The operator's run: a writer appends batches of 1-19 events (consecutive versions of one stream) while
+// members are SIGKILLed and restarted at once, well within the liveness interval, many times; then one member
+// drains alone. Every event is handled at least once, each stream in version order inside every member
+// process, and the group cursor reaches the end of the log.
+TEST(ConsumerGroupTest, MembersKilledAndRestartedWithinTheLivenessIntervalLoseNothing) {
+  constexpr uint64_t kMaxEvents = 1'000'000;
+  constexpr int kMembers = 2, kKills = 40;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kMaxEvents);
+  auto* written = Shared<std::atomic<uint64_t>>(1);
+  auto* writer_stop = Shared<std::atomic<int>>(1);
+  auto* stage = Shared<Stage>(kMembers * (kKills + 1));  // one per member process
+  hfe::testing::Children kids;
+  pid_t writer = kids.Spawn([&] {
+    auto w = EventStore::Open(store_dir, GroupStore());
+    if (!w.ok()) return 1;
+    std::mt19937 rng(7);
+    uint8_t payload[20][64] = {};
+    EventData batch[20];
+    uint64_t seq = 0;
+    while (*writer_stop == 0 && seq + 20 < kMaxEvents) {
+      const int n = 1 + static_cast<int>(rng() % 19);
+      for (int i = 0; i < n; ++i) {
+        const uint64_t q = seq + i;
+        std::memcpy(payload[i], &q, 8);
+        batch[i] = EventData{EventId{0xbeef, q + 1}, 1, 0, {payload[i], sizeof payload[i]}};
+      }
+      if (!(*w)->Append("s-" + std::to_string(rng() % 50), ExpectedVersion::Any(), {batch, static_cast<size_t>(n)}).ok()) {
+        return 2;
+      }
+      seq += n;
+      written->store(seq);
+      ::usleep(1000);
+    }
+    return 0;
+  });
+  Plan plan;
+  plan.spin_ns = 20'000;
+  int next_stage = 0;
+  pid_t members[kMembers];
+  auto start = [&](int i) {
+    Stage* st = &stage[next_stage++];
+    members[i] = kids.Spawn([&, st] { return RunMember(store_dir, plan, st, counters, seen, kMaxEvents); });
+    return st;
+  };
+  Stage* current[kMembers];
+  for (int i = 0; i < kMembers; ++i) current[i] = start(i);
+  std::mt19937 rng(11);
+  for (int k = 0; k < kKills; ++k) {
+    ::usleep(30'000 + rng() % 90'000);
+    const int i = static_cast<int>(rng() % kMembers);
+    kids.Kill(members[i]);
+    EXPECT_EQ(128 + SIGKILL, kids.Wait(members[i]));
+    current[i] = start(i);  // at once: before the dispatcher's next liveness check
+  }
+  *writer_stop = 1;
+  EXPECT_EQ(0, kids.Wait(writer));
+  const uint64_t total = written->load();
+  // One member drains alone.
+  kids.Kill(members[1]);
+  EXPECT_EQ(128 + SIGKILL, kids.Wait(members[1]));
+  EXPECT_TRUE(WaitFor([&] { return Missing(seen, total) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, total) << " of " << total << " events reached no member; group cursor at end: "
+      << CursorAtEnd(**s);
+  current[0]->stop = 1;
+  EXPECT_EQ(0, kids.Wait(members[0]));
+  EXPECT_EQ(0u, Missing(seen, total));
+  EXPECT_EQ(0u, counters->order_violations.load());
+  RecordProperty("events", static_cast<int>(total));
+  RecordProperty("redeliveries", static_cast<int>(counters->deliveries.load() - total));
+}
+
+// A dispatcher stopped inside Dispatch (SIGSTOP at the fault point) loses the role once it is silent past
+// the liveness timeout, but whoever takes the role must not push work while the stopped one may still push
+// into the same rings (two producers on one SPSC ring): it waits until the old one has left Dispatch.
+// Then the two share the work and nothing is lost.
+TEST(ConsumerGroupTest, ANewDispatcherWaitsUntilAStalledOneLeavesDispatch) {
+  constexpr uint64_t kEvents = 1000, kStreams = 100;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(2);
+  Plan stalled, second;
+  stalled.options.liveness_timeout_ms = 200;
+  stalled.stop_in_dispatch = true;
+  hfe::testing::Children kids;
+  pid_t first = kids.Spawn([&] { return RunMember(store_dir, stalled, &stage[0], counters, seen, kEvents); });
+  int status = 0;
+  ASSERT_EQ(first, ::waitpid(first, &status, WUNTRACED));
+  ASSERT_TRUE(WIFSTOPPED(status)) << "the first member should have stopped itself inside Dispatch";
+  pid_t other = kids.Spawn([&] { return RunMember(store_dir, second, &stage[1], counters, seen, kEvents); });
+  // The second member takes the role once the first is silent past the timeout ...
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = GroupMember::Info(**s, "g");
+    return info.ok() && info->leader_pid == other;
+  }));
+  // ... and then polls on, but dispatches nothing while the first is still inside Dispatch.
+  const uint64_t polls = stage[1].polls.load();
+  ASSERT_TRUE(WaitFor([&] { return stage[1].polls.load() >= polls + 50; }));
+  EXPECT_EQ(0u, stage[1].handled.load()) << "a second dispatcher pushed work while the first was inside Dispatch";
+  ::kill(first, SIGCONT);
+  EXPECT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, kEvents) << " events reached no member; group cursor at end: " << CursorAtEnd(**s);
+  stage[0].stop = stage[1].stop = 1;
+  EXPECT_EQ(0, kids.Wait(first));
+  EXPECT_EQ(0, kids.Wait(other));
+  EXPECT_EQ(0u, Missing(seen, kEvents));
+  EXPECT_EQ(0u, counters->order_violations.load());
+}
+
+// A member whose handler outlives the liveness timeout is declared dead and its partition moves on; the new
+// owner handles everything and acknowledges to the end. When the old handler finally returns, its
+// acknowledgement must not land over the new owner's: the group cursor stays at the end.
+TEST(ConsumerGroupTest, AMemberDeclaredDeadMidHandlerDoesNotPullTheCursorBack) {
+  constexpr uint64_t kEvents = 500, kStreams = 5;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(2);
+  Plan slow, other;
+  slow.options.partitions = 1;  // one partition: the new owner acknowledges past the slow member's event
+  slow.options.liveness_timeout_ms = 200;
+  slow.stall_first = true;
+  hfe::testing::Children kids;
+  pid_t m = kids.Spawn([&] { return RunMember(store_dir, slow, &stage[0], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[0].stalled == 1; }));
+  pid_t n = kids.Spawn([&] { return RunMember(store_dir, other, &stage[1], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }))
+      << Missing(seen, kEvents) << " events reached no member";
+  stage[0].release = 1;
+  EXPECT_EQ(0, kids.Wait(m));
+  EXPECT_EQ(1, stage[0].evicted.load());  // its next Poll told it it had been declared dead
+  EXPECT_TRUE(CursorAtEnd(**s)) << "the late acknowledgement pulled the group cursor back";
+  stage[1].stop = 1;
+  EXPECT_EQ(0, kids.Wait(n));
+  EXPECT_EQ(0u, counters->order_violations.load());
+}
 }  // namespace
 }  // namespace hfe::store
