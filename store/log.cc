@@ -186,7 +186,7 @@ Status Log::Attach(const StoreOptions& o) {
   // scribbles over the shared header later cannot change a size or an offset under us.
   Geometry& G = geo_;
   const ControlHeader& c = *ctl_;
-  G.segment_size = c.segment_size;
+  seg_size_ = c.segment_size;
   G.stream_slots = c.stream_slots;
   G.dedup_window = c.dedup_window;
   G.dedup_slots = c.dedup_slots;
@@ -197,8 +197,8 @@ Status Log::Attach(const StoreOptions& o) {
   G.sync_interval_ms = c.sync_interval_ms;
   const uint64_t stream_off = c.stream_table_offset, dedup_off = c.dedup_table_offset, ring_off = c.dedup_ring_offset,
                  time_off = c.time_index_offset, subs_off = c.subscription_table_offset;
-  if (!IsPow2(G.segment_size) || G.segment_size < (1u << 16) || G.segment_size > (1ull << 30)) {
-    return bad("segment size " + std::to_string(G.segment_size));
+  if (!IsPow2(seg_size_) || seg_size_ < (1u << 16) || seg_size_ > (1ull << 30)) {
+    return bad("segment size " + std::to_string(seg_size_));
   }
   if (!IsPow2(G.stream_slots) || G.stream_slots < 16 || !IsPow2(G.dedup_slots) || G.dedup_window == 0 ||
       G.dedup_window > G.dedup_slots || G.dedup_window > kMaxDedupWindow || G.dedup_slots > (1ull << 31) ||
@@ -219,7 +219,6 @@ Status Log::Attach(const StoreOptions& o) {
       G.subscription_slots > 4096 || !fits(subs_off, G.subscription_slots, sizeof(SubscriptionSlot))) {
     return bad("table offsets outside the file");
   }
-  seg_size_ = G.segment_size;
   uint64_t t = tail(), r = resolved();
   if (t % seg_size_ < kSegmentHeaderSize || r % seg_size_ < kSegmentHeaderSize || r > t ||
       ctl_->first_segment > t / seg_size_ || t / seg_size_ >= (1ull << 40)) {

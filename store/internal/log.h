@@ -176,9 +176,10 @@ class Log {
 
   std::string dir_;
   StoreOptions options_;
-  // The control region's geometry, copied and checked once at attach; never re-read from shared memory.
+  // The control region's geometry, copied and checked once at attach; never re-read from shared memory
+  // (the segment size is seg_size_).
   struct Geometry {
-    uint64_t segment_size = 0, stream_slots = 0, dedup_window = 0, dedup_slots = 0, time_index_slots = 0;
+    uint64_t stream_slots = 0, dedup_window = 0, dedup_slots = 0, time_index_slots = 0;
     uint64_t subscription_slots = 0, unblock_timeout_ns = 0;
     uint32_t sync_policy = 0, sync_interval_ms = 0;
   } geo_;
