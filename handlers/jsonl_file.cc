@@ -67,7 +67,7 @@ Status JsonlFile::Open(const JsonlOptions& o) {
   }
   last_position_ = written_position_ = *last;
   buffer_.reserve(o.buffer_bytes + 4096);
-  auto fd = ipc::OpenSecure(o.path, /*create=*/true, 0600);
+  auto fd = ipc::OpenSecure(o.path, /*create=*/true, 0600, /*exclusive=*/false, /*refuse_wider=*/false);
   if (!fd.ok()) return fd.status();
   fd_ = *fd;
   ::fcntl(fd_, F_SETFL, O_APPEND);
@@ -89,7 +89,7 @@ Status JsonlFile::Rotate() {
     return ErrnoStatus("rotate '" + o_.path + "'", errno);
   }
   if (o_.keep < 1) ::unlink(o_.path.c_str());
-  auto fd = ipc::OpenSecure(o_.path, true, 0600);
+  auto fd = ipc::OpenSecure(o_.path, true, 0600, /*exclusive=*/false, /*refuse_wider=*/false);
   if (!fd.ok()) return fd.status();
   fd_ = *fd;
   ::fcntl(fd_, F_SETFL, O_APPEND);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -82,6 +83,12 @@ bool IsAlive(uint64_t token) {
   if (!ReadStat(pid, &state, &start)) return false;
   if (state == 'Z' || state == 'X') return false;
   return static_cast<uint32_t>(start) == static_cast<uint32_t>(token >> 32);
+}
+
+uint64_t PidNamespace() {
+  struct stat st;
+  if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
 }
 
 }  // namespace hfe::liveness

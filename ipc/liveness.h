@@ -20,4 +20,8 @@ bool IsAlive(uint64_t token);
 // True when some process with this pid is running (not a zombie); for words that hold a pid alone.
 bool PidAlive(pid_t pid);
 
+// The inode of this process's PID namespace (/proc/self/ns/pid); 0 when it cannot be read. Pids, and so
+// liveness tokens, mean something only inside one namespace.
+uint64_t PidNamespace();
+
 }  // namespace hfe::liveness

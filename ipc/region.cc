@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "ipc/clock.h"
@@ -16,7 +17,26 @@
 
 namespace hfe::ipc {
 
-Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool exclusive) {
+namespace {
+
+std::string Octal(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0%03o", static_cast<unsigned>(m & 0777));
+  return buf;
+}
+
+// Refuses permission bits beyond `allowed`: anyone they admit could read the store or plant files in it.
+Status CheckNotWider(const std::string& path, const struct stat& st, mode_t allowed) {
+  const mode_t extra = st.st_mode & 0777 & ~allowed;
+  if (extra == 0) return Status::Ok();
+  return PermissionDenied("'" + path + "' has mode " + Octal(st.st_mode) + ", wider than the store allows (" +
+                          Octal(allowed) + "): run `chmod " + Octal(st.st_mode & allowed).substr(1) + " '" + path +
+                          "'` before using the store (to share a store with a group, create it with group access)");
+}
+
+}  // namespace
+
+Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool exclusive, bool refuse_wider) {
   int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
   if (create) flags |= O_CREAT;
   if (exclusive) flags |= O_EXCL;
@@ -45,6 +65,12 @@ Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool e
     return PermissionDenied("'" + path + "' is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
                             std::to_string(::geteuid()) + "); open it as its owner");
   }
+  if (refuse_wider) {
+    if (Status wide = CheckNotWider(path, st, mode); !wide.ok()) {
+      ::close(fd);
+      return wide;
+    }
+  }
   return fd;
 }
 
@@ -64,7 +90,9 @@ Status EnsureDirectory(const std::string& path, bool create, mode_t mode) {
     return PermissionDenied("'" + path + "' is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
                             std::to_string(::geteuid()) + "); open it as its owner");
   }
-  return Status::Ok();
+  // A directory needs search permission wherever it grants reading: group access means rwx for the group.
+  const mode_t allowed = mode | S_IRWXU | ((mode & S_IRWXG) ? S_IRWXG : 0);
+  return CheckNotWider(path, st, allowed);
 }
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {

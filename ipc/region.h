@@ -22,7 +22,9 @@ struct FileOptions {
 };
 
 // Opens (or creates) a regular file safely: O_NOFOLLOW, O_CLOEXEC, owner check. Returns the fd.
-Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool exclusive = false);
+// Files with permission bits beyond `mode` are refused unless `refuse_wider` is false (files outside a store).
+Result<int> OpenSecure(const std::string& path, bool create, mode_t mode, bool exclusive = false,
+                       bool refuse_wider = true);
 // Checks that `path` is a real directory (not a symlink) owned by this user; creates it when asked.
 Status EnsureDirectory(const std::string& path, bool create, mode_t mode);
 

@@ -1,6 +1,8 @@
 // Status names and errno helpers.
 #include "ipc/status.h"
 
+#include <sys/resource.h>
+
 #include <cstring>
 
 namespace hfe {
@@ -37,6 +39,15 @@ Status ErrnoStatus(std::string_view what, int err) {
   std::string m(what);
   m += ": ";
   m += std::strerror(err);
+  if (err == EMFILE || err == ENFILE) {
+    // Not damage: say which limit ran out and how to raise it.
+    struct rlimit rl {};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    m += err == EMFILE ? " (this process ran out of file descriptors: its limit, `ulimit -n`, is " +
+                             std::to_string(rl.rlim_cur) + "; raise it or close descriptors, then retry)"
+                       : " (the system's file table is full; close files elsewhere, then retry)";
+    return Status(StatusCode::kResourceExhausted, std::move(m));
+  }
   return Status(err == EACCES || err == EPERM ? StatusCode::kPermissionDenied
                 : err == ENOENT               ? StatusCode::kNotFound
                                               : StatusCode::kIoError,

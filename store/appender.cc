@@ -134,7 +134,8 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
   }
 }
 
-Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions) {
+Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions,
+                                 uint16_t record_flags) {
   // ---- validate and size the frame
   if (appends.empty()) return InvalidArgument("append needs at least one stream; found none");
   if (appends.size() > kMaxStreamsPerFrame) {
@@ -239,7 +240,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
         r->event_id_lo = e.id.lo;
         r->event_type = e.type;
         r->stream_index = static_cast<uint16_t>(si);
-        r->flags = 0;
+        r->flags = record_flags;
         r->occurred_at_ns = e.occurred_at_ns != 0 ? e.occurred_at_ns : now;
         r->payload_length = static_cast<uint32_t>(e.payload.size());
         r->frame_offset = off;
@@ -285,6 +286,11 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
           o += RecordSize(r->payload_length);
         }
         res.last_version = last->version;
+        if (res.already_appended) {
+          // Ids are global: name the stream that holds the originals, which may not be the one appended to.
+          EventView original;
+          if (ViewAt(*this, res.first_position, &original)) res.original_stream = original.stream;
+        }
         return res;
       }
       case kVerdictConflict: {
@@ -302,6 +308,11 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
         return Status(StatusCode::kDuplicateEvent,
                       "batch of " + std::to_string(records) + " events: some event ids were appended before and some " +
                           "not (expected all new or all already appended); resend the original batch unchanged, or use new ids");
+      case kVerdictStreamDeleted: {
+        const StreamAppend& a = appends[std::min<size_t>(VerdictStream(v), appends.size() - 1)];
+        return FailedPrecondition("stream " + Quote(a.stream) + " was deleted for good (hard delete); it cannot be " +
+                                  "written again, use another stream name");
+      }
       case kVerdictStreamTableFull:
         return ResourceExhausted("stream table of '" + dir_ + "' is full (" + std::to_string(max_streams_) +
                                  " streams); create the store with a larger stream capacity");

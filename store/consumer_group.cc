@@ -131,9 +131,7 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
   st->name = std::string(name);
   st->token = liveness::SelfToken();
   std::string path = GroupPath(log, name);
-  if (::mkdir((log.dir() + "/groups").c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus("mkdir '" + log.dir() + "/groups'", errno);
-  }
+  HFE_RETURN_IF_ERROR(ipc::EnsureDirectory(log.dir() + "/groups", /*create=*/true, 0700));
   struct stat sb;
   if (::lstat(path.c_str(), &sb) != 0) {
     // Create the group: its subscription slot (so listings show it) and its file.
@@ -437,6 +435,7 @@ Result<size_t> GroupMember::Poll(const Handler& handle, size_t max) {
   size_t handled = 0, acked = 0;
   Work w;
   EventView v;
+  ReadSection section(*s.log);  // the views handed to `handle` show each payload whole or redacted
   while (handled < max && s.inbox->TryPop(&w)) {
     if (w.partition >= h->partitions) continue;  // scribbled work item
     uint32_t p = w.partition;
@@ -498,6 +497,7 @@ Result<GroupMember::ReplayResult> GroupMember::ReplayParked(const Handler& handl
   });
   HFE_RETURN_IF_ERROR(st);
   EventView original;
+  ReadSection section(*s.log);
   for (uint64_t pos : originals) {
     ++res.replayed;
     if (pos != ~0ull && ViewAt(*s.log, pos, &original)) {

@@ -129,6 +129,8 @@ Status Log::Create(const StoreOptions& o) {
   off = AlignUp(time_off + time_slots * sizeof(TimeIndexSlot), 4096);
   uint64_t subs_off = off;
   off = AlignUp(subs_off + kSubscriptionSlots * sizeof(SubscriptionSlot), 4096);
+  uint64_t readers_off = off;
+  off = AlignUp(readers_off + kReaderSlots * sizeof(ReaderSlot), 4096);
 
   // Written under a temporary name and renamed, so no opener ever sees a half-initialised control file.
   std::string tmp = dir_ + "/control.hfe.tmp";
@@ -150,6 +152,8 @@ Status Log::Create(const StoreOptions& o) {
   c->time_index_slots = time_slots;
   c->subscription_table_offset = subs_off;
   c->subscription_slots = kSubscriptionSlots;
+  c->reader_table_offset = readers_off;
+  c->reader_slots = kReaderSlots;
   c->unblock_timeout_ns = static_cast<uint64_t>(o.unblock_timeout_ms) * 1'000'000;
   c->created_at_ns = clock::WallNanos();
   c->sync_policy = o.sync == store::SyncPolicy::kEveryAppend ? kSyncEveryAppend
@@ -160,6 +164,7 @@ Status Log::Create(const StoreOptions& o) {
   c->resolved = kSegmentHeaderSize;
   c->first_segment = 0;
   c->journal_frame = kNoPosition;
+  c->pid_namespace = liveness::PidNamespace();
   ipc::Publish(c, kLayoutVersion);
   if (c->sync_policy != kSyncNone) HFE_RETURN_IF_ERROR(f->Sync(0, off));
   if (::rename(tmp.c_str(), (dir_ + "/control.hfe").c_str()) != 0) return ErrnoStatus("rename '" + tmp + "'", errno);
@@ -168,6 +173,9 @@ Status Log::Create(const StoreOptions& o) {
 }
 
 Status Log::Attach(const StoreOptions& o) {
+  // Nothing under the store is reached through a link, and no directory of it admits more than its owner
+  // (and the group, when the store grants it).
+  HFE_RETURN_IF_ERROR(ipc::EnsureDirectory(dir_ + "/segments", /*create=*/true, 0700 | (o.mode & 0070)));
   std::string path = dir_ + "/control.hfe";
   // Pre-faulted like the segments: the tables are hit at random, and a first-touch fault costs microseconds.
   ipc::FileOptions fo{o.mode, o.populate};
@@ -192,11 +200,13 @@ Status Log::Attach(const StoreOptions& o) {
   G.dedup_slots = c.dedup_slots;
   G.time_index_slots = c.time_index_slots;
   G.subscription_slots = c.subscription_slots;
+  G.reader_slots = c.reader_slots;
   G.unblock_timeout_ns = c.unblock_timeout_ns;
   G.sync_policy = c.sync_policy;
   G.sync_interval_ms = c.sync_interval_ms;
   const uint64_t stream_off = c.stream_table_offset, dedup_off = c.dedup_table_offset, ring_off = c.dedup_ring_offset,
-                 time_off = c.time_index_offset, subs_off = c.subscription_table_offset;
+                 time_off = c.time_index_offset, subs_off = c.subscription_table_offset,
+                 readers_off = c.reader_table_offset;
   if (!IsPow2(seg_size_) || seg_size_ < (1u << 16) || seg_size_ > (1ull << 30)) {
     return bad("segment size " + std::to_string(seg_size_));
   }
@@ -216,7 +226,9 @@ Status Log::Attach(const StoreOptions& o) {
   if (!fits(stream_off, G.stream_slots, sizeof(StreamSlot)) || !fits(dedup_off, G.dedup_slots, sizeof(DedupHashSlot)) ||
       !fits(ring_off, G.dedup_window, sizeof(DedupRingEntry)) ||
       !fits(time_off, G.time_index_slots, sizeof(TimeIndexSlot)) || G.subscription_slots == 0 ||
-      G.subscription_slots > 4096 || !fits(subs_off, G.subscription_slots, sizeof(SubscriptionSlot))) {
+      G.subscription_slots > 4096 || !fits(subs_off, G.subscription_slots, sizeof(SubscriptionSlot)) ||
+      G.reader_slots == 0 || G.reader_slots > 65536 || readers_off % alignof(ReaderSlot) != 0 ||
+      !fits(readers_off, G.reader_slots, sizeof(ReaderSlot))) {
     return bad("table offsets outside the file");
   }
   uint64_t t = tail(), r = resolved();
@@ -224,11 +236,22 @@ Status Log::Attach(const StoreOptions& o) {
       ctl_->first_segment > t / seg_size_ || t / seg_size_ >= (1ull << 40)) {
     return bad("tail " + std::to_string(t) + " / resolved " + std::to_string(r));
   }
+  // Liveness (the resolver lease, stalled writers, members) is judged by pid through /proc: from another PID
+  // namespace live processes would look dead and be "repaired" under their feet.
+  const uint64_t ns = std::atomic_ref<uint64_t>(ctl_->pid_namespace).load(std::memory_order_relaxed);
+  const uint64_t own_ns = liveness::PidNamespace();
+  if (ns != 0 && own_ns != 0 && ns != own_ns) {
+    return FailedPrecondition("store '" + dir_ + "' was created in PID namespace " + std::to_string(ns) +
+                              ", this process runs in PID namespace " + std::to_string(own_ns) +
+                              "; its processes cannot see each other's pids, so attach from the namespace that " +
+                              "created it (e.g. share the host's PID namespace with the container)");
+  }
   streams_ = reinterpret_cast<StreamSlot*>(control_file_.data() + stream_off);
   dedup_ = reinterpret_cast<DedupHashSlot*>(control_file_.data() + dedup_off);
   ring_ = reinterpret_cast<DedupRingEntry*>(control_file_.data() + ring_off);
   time_index_ = reinterpret_cast<TimeIndexSlot*>(control_file_.data() + time_off);
   subscriptions_ = reinterpret_cast<SubscriptionSlot*>(control_file_.data() + subs_off);
+  readers_ = reinterpret_cast<ReaderSlot*>(control_file_.data() + readers_off);
   stream_mask_ = G.stream_slots - 1;
   dedup_mask_ = G.dedup_slots - 1;
   max_streams_ = G.stream_slots * 7 / 10;

@@ -47,6 +47,8 @@
 //   | TimeIndexSlot[time_slots]  |   newest occurred_at per segment (sparse time index)
 //   +----------------------------+ subscription_table_offset
 //   | SubscriptionSlot[subs]     |   durable subscriptions: name, filter, acked cursor, member
+//   +----------------------------+ reader_table_offset
+//   | ReaderSlot[reader_slots]   |   read sections in progress (redaction waits them out)
 //   +----------------------------+
 //
 // A segment file `segments/<index as 16 hex digits>.log`, segment_size bytes:
@@ -132,7 +134,7 @@ namespace hfe::store::format {
 
 inline constexpr uint64_t kControlMagic = 0x31564548'4c525443ull;   // "CTRLHEV1"
 inline constexpr uint64_t kSegmentMagic = 0x31564548'474d4553ull;   // "SEGMHEV1"
-inline constexpr uint32_t kLayoutVersion = 2;  // 2: subscription table
+inline constexpr uint32_t kLayoutVersion = 3;  // 2: subscription table; 3: tombstones, PID namespace, readers
 
 inline constexpr uint64_t kNoPosition = ~0ull;
 inline constexpr uint64_t kNoVersion = ~0ull;     // "the stream has no events" (version -1)
@@ -169,6 +171,7 @@ enum Verdict : uint32_t {
   kVerdictPartialDuplicate = 4, // some ids were appended before, some not: refused whole
   kVerdictCorrupt = 5,          // CRC or bounds failed; skipped and counted
   kVerdictStreamTableFull = 6,  // a new stream did not fit in the stream table
+  kVerdictStreamDeleted = 7,    // a stream was hard-deleted before this frame (verdict bits 8..23: its entry)
 };
 inline constexpr uint32_t VerdictCode(uint32_t v) { return v & 0xff; }
 inline constexpr uint32_t VerdictStream(uint32_t v) { return (v >> 8) & 0xffff; }
@@ -249,6 +252,11 @@ inline constexpr uint32_t kCrcRecordBegin = 16;  // record bytes [16, end) are c
 // RecordHeader.flags. Redacted: the payload was zeroed in place (length and position kept) and the frame's
 // CRC recomputed; readers present the event as redacted, with no body.
 inline constexpr uint16_t kRecordRedacted = 1;
+// Tombstone: a record of "$meta-<stream>" that hard-deletes <stream>. Set by the store's own writer (never by
+// users, who cannot write '$' streams) and covered by the CRC; the resolver, accepting it, marks <stream>'s
+// slot deleted, so appends are refused in log order from that frame on.
+inline constexpr uint16_t kRecordTombstone = 2;
+inline constexpr char kMetaStreamPrefix[] = "$meta-";
 inline constexpr uint32_t RecordSize(uint32_t payload_length) {
   return static_cast<uint32_t>(sizeof(RecordHeader) + AlignUp(payload_length, 8));
 }
@@ -269,10 +277,18 @@ static_assert(sizeof(SegmentHeader) == kSegmentHeaderSize);
 struct StreamSlot {
   uint64_t hash_lo;       // 0 = empty; release-stored last when the slot is first filled
   uint64_t hash_hi;
-  uint64_t next_version;  // number of events in the stream
+  uint64_t next_version;  // number of events in the stream; bit 63: hard-deleted (kStreamDeleted)
   uint64_t last_position; // position of the newest event
 };
+static_assert(offsetof(StreamSlot, hash_lo) == 0);
+static_assert(offsetof(StreamSlot, hash_hi) == 8);
+static_assert(offsetof(StreamSlot, next_version) == 16);
+static_assert(offsetof(StreamSlot, last_position) == 24);
 static_assert(sizeof(StreamSlot) == 32);
+// A hard-deleted stream keeps its slot with this bit set in next_version: the resolver refuses every later
+// append to it (kVerdictStreamDeleted). Versions never reach 2^63, so the bit cannot be a count.
+inline constexpr uint64_t kStreamDeleted = 1ull << 63;
+inline constexpr uint64_t SlotVersion(uint64_t next_version) { return next_version & ~kStreamDeleted; }
 
 // The dedup window's FIFO, in acceptance order: the source of truth (the hash is rebuilt from it).
 struct DedupRingEntry {
@@ -370,6 +386,31 @@ static_assert(offsetof(SubscriptionSlot, parked) == 216);
 static_assert(offsetof(SubscriptionSlot, created_at_ns) == 224);
 static_assert(sizeof(SubscriptionSlot) == 256);
 
+// ---------------------------------------------------------------------------------------------- readers
+// A read section in progress: zero-copy views handed to a visitor point into the log, so a redaction must not
+// zero a payload that a visitor may be reading. Each reader thread, for the length of a read (and its
+// visits), owns a slot whose word is (section generation << 32 | pid); 0 is a free slot. A redaction flags
+// the record first (new views present it as redacted, with zeros for a body), then waits until every slot
+// that held a section at that moment has changed or its process is dead, and only then zeroes the bytes.
+//   0                   1                   2                   3
+//   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//  +---------------------------------------------------------------+
+//  |        pid (u32; 0 with a zero generation = free)             |  0  \ section word (u64, atomic)
+//  +---------------------------------------------------------------+     |
+//  |        section generation (u32, never 0 while held)           |  4  /
+//  +---------------------------------------------------------------+
+//  |        reserved (56 bytes: one slot per cache line)           |  8
+//  +---------------------------------------------------------------+ 64
+inline constexpr uint64_t kReaderSlots = 1024;
+struct alignas(64) ReaderSlot {
+  uint64_t section;
+  uint8_t reserved[56];
+};
+static_assert(offsetof(ReaderSlot, section) == 0);
+static_assert(sizeof(ReaderSlot) == 64);
+inline constexpr uint64_t MakeSection(uint32_t generation, uint32_t pid) { return (uint64_t{generation} << 32) | pid; }
+inline constexpr uint32_t SectionPid(uint64_t section) { return static_cast<uint32_t>(section); }
+
 // ---------------------------------------------------------------------------------------------- control
 enum SyncMode : uint32_t { kSyncNone = 0, kSyncInterval = 1, kSyncEveryAppend = 2 };
 
@@ -423,7 +464,11 @@ struct ControlHeader {
   uint8_t pad4[640 - 600];
   // -- cache line 640: read by every append, written once per store in a while
   uint64_t metadata_flags;        //  640  kMetaAny: some stream has metadata; kMetaHardDelete: some is tombstoned
-  uint8_t pad5[kControlHeaderSize - 648];
+  uint64_t pid_namespace;         //  648  inode of the creator's PID namespace (liveness is read from /proc)
+  uint64_t reader_table_offset;   //  656
+  uint64_t reader_slots;          //  664
+  uint64_t reader_overflow;       //  672  atomic: read sections that found no free slot
+  uint8_t pad5[kControlHeaderSize - 680];
 };
 inline constexpr uint64_t kMetaAny = 1;         // ReadStream looks for "$meta-<stream>" only when set
 inline constexpr uint64_t kMetaHardDelete = 2;  // appends check for a tombstone only when set
@@ -454,6 +499,10 @@ static_assert(offsetof(ControlHeader, accepted_events) == 512);
 static_assert(offsetof(ControlHeader, dedup_count) == 560);
 static_assert(offsetof(ControlHeader, first_segment) == 568);
 static_assert(offsetof(ControlHeader, metadata_flags) == 640);
+static_assert(offsetof(ControlHeader, pid_namespace) == 648);
+static_assert(offsetof(ControlHeader, reader_table_offset) == 656);
+static_assert(offsetof(ControlHeader, reader_slots) == 664);
+static_assert(offsetof(ControlHeader, reader_overflow) == 672);
 static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);
 static_assert(offsetof(ControlHeader, subscription_table_offset) == 584);
 static_assert(offsetof(ControlHeader, subscription_slots) == 592);

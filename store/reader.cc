@@ -5,10 +5,13 @@
 
 #include <emmintrin.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ipc/clock.h"
 #include "ipc/crc32c.h"
 #include "ipc/futex.h"
+#include "ipc/liveness.h"
 #include "store/internal/hash.h"
 #include "store/internal/log.h"
 
@@ -47,6 +50,77 @@ bool Log::CheckFrameCrc(uint64_t pos, const uint8_t* f, uint32_t length) const {
   return crc32c::Unmask(h->crc) == ComputeFrameCrc(pos / seg_size_, f, length);
 }
 
+// ------------------------------------------------------------------------------------------ read sections
+namespace {
+
+// Zero bytes to present a redacted record's body: an anonymous read-only mapping as large as a segment can be
+// (the kernel backs it with its one zero page), made once per process.
+const uint8_t* ZeroBytes() {
+  static const uint8_t* zeros = [] {
+    void* p = ::mmap(nullptr, size_t{1} << 30, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<const uint8_t*>(p);
+  }();
+  return zeros;
+}
+
+inline std::atomic_ref<uint64_t> SectionWord(ReaderSlot* s) { return std::atomic_ref<uint64_t>(s->section); }
+
+}  // namespace
+
+ReadSection::ReadSection(const Log& log) : log_(log), slot_(log.EnterRead()) {}
+ReadSection::~ReadSection() { log_.LeaveRead(slot_); }
+
+ReaderSlot* Log::EnterRead() const {
+  thread_local uint64_t hint = static_cast<uint64_t>(::gettid()) * 0x9e3779b97f4a7c15ull;
+  thread_local uint32_t generation = 0;
+  if (++generation == 0) generation = 1;
+  const uint64_t mine = MakeSection(generation, static_cast<uint32_t>(::getpid()));
+  const uint64_t n = geo_.reader_slots;
+  for (uint64_t k = 0; k < n; ++k) {
+    ReaderSlot* s = &readers_[(hint + k) % n];
+    uint64_t expected = 0;
+    // Seq_cst: ordered before this section's loads of record flags (MakeView), against the redactor's
+    // seq_cst flag store and its loads of the slots: either we see the flag, or it sees this section.
+    if (SectionWord(s).load(std::memory_order_relaxed) == 0 &&
+        SectionWord(s).compare_exchange_strong(expected, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      hint = (hint + k) % n;
+      return s;
+    }
+  }
+  // Every slot is held: count the section instead (same ordering, one shared word).
+  std::atomic_ref<uint64_t>(ctl_->reader_overflow).fetch_add(1, std::memory_order_seq_cst);
+  return nullptr;
+}
+
+void Log::LeaveRead(ReaderSlot* slot) const {
+  // Release: pairs with the redactor's acquire load; every read of this section happened before it zeroes.
+  if (slot) SectionWord(slot).store(0, std::memory_order_release);
+  else std::atomic_ref<uint64_t>(ctl_->reader_overflow).fetch_sub(1, std::memory_order_release);
+}
+
+Result<uint32_t> Log::WaitOutReaders(int64_t timeout_ns) const {
+  // Sections held now: each is over once its slot holds another word (freed, or a later section) or its
+  // process is gone. A section that starts from now on sees the flag the caller stored before.
+  const uint64_t n = geo_.reader_slots;
+  std::vector<std::pair<uint64_t, uint64_t>> held;  // slot index, section word
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t w = SectionWord(&readers_[i]).load(std::memory_order_seq_cst);
+    if (w != 0) held.emplace_back(i, w);
+  }
+  std::atomic_ref<uint64_t> overflow(ctl_->reader_overflow);
+  const int64_t deadline = clock::MonotonicNanos() + timeout_ns;
+  for (;;) {
+    std::erase_if(held, [&](const std::pair<uint64_t, uint64_t>& h) {
+      // Acquire: pairs with LeaveRead's release (directly, or through the next section's CAS).
+      return SectionWord(&readers_[h.first]).load(std::memory_order_acquire) != h.second ||
+             !liveness::PidAlive(static_cast<pid_t>(SectionPid(h.second)));
+    });
+    if (held.empty() && overflow.load(std::memory_order_acquire) == 0) return uint32_t{0};
+    if (clock::MonotonicNanos() > deadline) return held.empty() ? uint32_t{0} : SectionPid(held.front().second);
+    ::usleep(100);
+  }
+}
+
 namespace {
 
 // Fills a view of the record at `rec` within the checked frame `f` at position `frame_pos`.
@@ -68,9 +142,12 @@ void MakeView(const uint8_t* f, uint64_t frame_pos, uint32_t rec_off, EventView*
   v->type = r->event_type;
   v->id = EventId{r->event_id_hi, r->event_id_lo};
   v->occurred_at_ns = r->occurred_at_ns;
-  v->payload = std::span<const uint8_t>(f + rec_off + sizeof(RecordHeader), r->payload_length);
-  v->redacted = (std::atomic_ref<uint16_t>(const_cast<uint16_t&>(r->flags)).load(std::memory_order_acquire) &
+  // Seq_cst: against the redactor's flag store (see Log::EnterRead). A flagged record's body is shown as zeros
+  // whether or not its bytes were zeroed yet, so no view mixes the old body with zeros.
+  v->redacted = (std::atomic_ref<uint16_t>(const_cast<uint16_t&>(r->flags)).load(std::memory_order_seq_cst) &
                  kRecordRedacted) != 0;
+  const uint8_t* body = v->redacted && ZeroBytes() ? ZeroBytes() : f + rec_off + sizeof(RecordHeader);
+  v->payload = std::span<const uint8_t>(body, r->payload_length);
 }
 
 Status Damaged(const std::string& dir, uint64_t pos, const std::string& what) {
@@ -107,6 +184,7 @@ Result<uint64_t> Log::FrameStartAtOrAfter(uint64_t from) const {
 
 Status Log::Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc) const {
   const_cast<Log*>(this)->HelpResolve();
+  ReadSection section(*this);
   auto start = FrameStartAtOrAfter(from);
   if (!start.ok()) return start.status();
   uint64_t pos = *start;
@@ -178,6 +256,7 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
   }
   size_t n = 0;
   EventView v;
+  ReadSection section(*this);
   while (c.frame < end && n < max) {
     if (c.frame % seg_size_ == 0) c.frame += kSegmentHeaderSize;
     if (c.frame >= end) break;
@@ -311,9 +390,13 @@ StreamInfo Log::GetStream(std::string_view stream) const {
   StreamSlot* slot = FindStream(h.lo, h.hi);
   StreamInfo info;
   if (!slot) return info;
-  info.exists = true;
   info.last_position = std::atomic_ref<uint64_t>(slot->last_position).load(std::memory_order_acquire);
-  info.next_version = std::atomic_ref<uint64_t>(slot->next_version).load(std::memory_order_acquire);
+  // Acquire: pairs with the resolver's release stores in ApplyFrame() (the version, the tombstone bit).
+  const uint64_t word = std::atomic_ref<uint64_t>(slot->next_version).load(std::memory_order_acquire);
+  info.next_version = SlotVersion(word);
+  info.hard_deleted = (word & kStreamDeleted) != 0;
+  info.exists = info.next_version > 0;  // a slot with no events holds only a tombstone
+  if (!info.exists) info.last_position = 0;
   return info;
 }
 
@@ -339,6 +422,7 @@ Status Log::ReadStream(std::string_view stream, uint64_t from_version, const Eve
     pos = v.prev_position;
     if (chain.size() > (1ull << 32)) return Damaged(dir_, pos, "stream chain loops");
   }
+  ReadSection section(*this);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     if (!ViewAt(*this, *it, &v)) return Damaged(dir_, *it, "record vanished");
     if (!visit(v)) break;
@@ -375,6 +459,7 @@ Status Log::ReadLast(uint64_t n, const EventStore::Visitor& visit) const {
   }
   while (newest.size() > n) newest.pop_front();
   EventView v;
+  ReadSection section(*this);
   for (uint64_t pos : newest) {
     if (!ViewAt(*this, pos, &v)) return Damaged(dir_, pos, "record vanished");
     if (!visit(v)) break;

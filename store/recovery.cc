@@ -2,6 +2,7 @@
 #include <cstring>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ipc/liveness.h"
 #include "store/internal/hash.h"
@@ -33,12 +34,16 @@ Status Log::Recover(RecoveryMode mode) {
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
     if (pos >= t) break;
     std::string damage;
-    uint8_t* base = Segment(pos / seg_size_, false);
+    auto mapped = MapSegment(pos / seg_size_, false);
+    uint8_t* base = mapped.ok() ? *mapped : nullptr;
     uint8_t* f = base ? base + pos % seg_size_ : nullptr;
     uint64_t s = f ? StateAt(f).load(std::memory_order_acquire) : 0;
     uint32_t len = StateAbsLength(s);
     if (!base) {
-      damage = "segment " + std::to_string(pos / seg_size_) + " is missing";
+      if (mapped.status().code() == StatusCode::kResourceExhausted) {
+        return Status(mapped.status().code(), "cannot recover '" + dir_ + "': " + mapped.status().message());
+      }
+      damage = "segment " + std::to_string(pos / seg_size_) + " cannot be read: " + mapped.status().message();
     } else if (s == 0) {
       damage = "no frame header where the log continues";
     } else if (len < sizeof(FrameHeader) || len % kFrameAlign || pos % seg_size_ + len > seg_size_) {
@@ -143,6 +148,7 @@ Result<VerifyReport> Log::Verify() const {
     uint64_t last_position = kNoPosition;
   };
   std::unordered_map<std::string, StreamState> streams;
+  std::unordered_set<std::string> deleted;  // streams hard-deleted so far, in log order
   // The dedup window, re-derived: id -> position, with the FIFO of ids in acceptance order.
   struct IdHash {
     size_t operator()(const std::pair<uint64_t, uint64_t>& p) const { return internal::HashEventId(p.first, p.second); }
@@ -160,12 +166,17 @@ Result<VerifyReport> Log::Verify() const {
   while (pos < end) {
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
     if (pos >= end) break;
-    uint8_t* base = Segment(pos / seg_size_, false);
-    if (!base) {
-      problem(pos, "segment " + std::to_string(pos / seg_size_) + " is missing");
+    auto mapped = MapSegment(pos / seg_size_, false);
+    if (!mapped.ok()) {
+      // Out of descriptors or memory is not damage: verification cannot go on, and says why.
+      if (mapped.status().code() == StatusCode::kResourceExhausted) {
+        return Status(mapped.status().code(), "cannot verify '" + dir_ + "': " + mapped.status().message());
+      }
+      problem(pos, "segment " + std::to_string(pos / seg_size_) + " cannot be read: " + mapped.status().message());
       pos = (pos / seg_size_ + 1) * seg_size_;
       continue;
     }
+    uint8_t* base = *mapped;
     uint8_t* f = base + pos % seg_size_;
     uint64_t s = StateAt(f).load(std::memory_order_acquire);
     uint32_t len = StateAbsLength(s);
@@ -190,6 +201,7 @@ Result<VerifyReport> Log::Verify() const {
     uint32_t verdict = VerdictCode(std::atomic_ref<uint32_t>(const_cast<uint32_t&>(h->verdict)).load(std::memory_order_acquire));
     std::string bad = CheckFrameBounds(f, len);
     if (bad.empty() && !CheckFrameCrc(pos, f, len)) bad = "CRC mismatch";
+    if (bad.empty() && !StreamHashesMatch(f)) bad = "stream hash does not match its name";
     if (!bad.empty()) {
       if (verdict != kVerdictCorrupt) problem(pos, bad);
       pos += len;
@@ -224,10 +236,12 @@ Result<VerifyReport> Log::Verify() const {
     for (uint32_t si = 0; si < h->stream_count; ++si) {
       const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
       names.emplace_back(reinterpret_cast<const char*>(f + soff + sizeof(StreamEntry)), se->name_length);
-      internal::Hash128 hs = internal::HashStream(names.back());
-      if (hs.lo != se->hash_lo || hs.hi != se->hash_hi) problem(pos, "stream hash does not match its name");
       soff += StreamEntrySize(se->name_length);
     }
+    for (const std::string& name : names) {
+      if (deleted.count(name)) problem(pos, "stream \"" + name + "\" appended after its hard delete");
+    }
+    if (TombstoneTarget(f)) deleted.insert(names[0].substr(sizeof(kMetaStreamPrefix) - 1));
     uint32_t off = h->records_offset;
     for (uint32_t i = 0; i < h->record_count; ++i) {
       const auto* r = reinterpret_cast<const RecordHeader*>(f + off);
@@ -265,6 +279,9 @@ Result<VerifyReport> Log::Verify() const {
     if (!info.exists || info.next_version != st.next_version || info.last_position != st.last_position) {
       problem(st.last_position, "stream table entry of \"" + name + "\" does not match the log");
     }
+  }
+  for (const std::string& name : deleted) {
+    if (!GetStream(name).hard_deleted) problem(end, "stream \"" + name + "\" was hard-deleted, its table slot says not");
   }
   uint64_t counted = std::atomic_ref<uint64_t>(ctl_->accepted_events).load(std::memory_order_relaxed);
   if (retained == 0 && counted != rep.events) {  // the counter includes retired events

@@ -211,7 +211,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
   std::atomic_ref<uint32_t> verdict(h->verdict);
   if (verdict.load(std::memory_order_acquire) == kVerdictPending) {
     uint32_t v = kVerdictAccepted;
-    if (!trusted && (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len))) {
+    if ((!trusted && (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len))) || !StreamHashesMatch(f)) {
       v = kVerdictCorrupt;
     } else {
       const uint32_t k = h->record_count;
@@ -246,8 +246,13 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
         for (uint32_t si = 0; si < h->stream_count && v == kVerdictAccepted; ++si) {
           auto* se = reinterpret_cast<StreamEntry*>(f + soff);
           StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
-          uint64_t next = slot ? Load(slot->next_version) : 0;
+          const uint64_t word = slot ? Load(slot->next_version) : 0;
+          const uint64_t next = SlotVersion(word);
           scratch_[si] = {slot, next, slot ? Load(slot->last_position) : kNoPosition};
+          if (word & kStreamDeleted) {  // hard-deleted by an earlier frame: refused in log order
+            v = MakeVerdict(kVerdictStreamDeleted, si);
+            break;
+          }
           bool ok = true;
           switch (se->expected_kind) {
             case kExpectAny: break;
@@ -261,6 +266,10 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
           }
           if (!slot) ++new_streams;
           soff += StreamEntrySize(se->name_length);
+        }
+        // A tombstone of a stream that has no slot yet takes one.
+        if (auto target = TombstoneTarget(f); v == kVerdictAccepted && target && !FindStream(target->lo, target->hi)) {
+          ++new_streams;
         }
         if (v == kVerdictAccepted && Load(ctl_->stream_count) + new_streams > max_streams_) {
           v = kVerdictStreamTableFull;
@@ -334,6 +343,16 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
     }
     soff += StreamEntrySize(se->name_length);
   }
+  // A hard delete: the deleted stream's slot is marked, so every later frame appending to it is refused.
+  // Setting the bit again on a redo changes nothing.
+  if (auto target = TombstoneTarget(f)) {
+    StreamSlot* slot = FindStream(target->lo, target->hi);
+    if (!slot && (slot = InsertStream(target->lo, target->hi)) != nullptr) {
+      Store(ctl_->stream_count, Load(ctl_->stream_count) + 1);
+    }
+    // Release: pairs with the acquire in GetStream(); appenders checking the bit see it.
+    if (slot) A(slot->next_version).fetch_or(kStreamDeleted, std::memory_order_release);
+  }
   // Dedup window: FIFO ring plus hash; the oldest id leaves as a new one enters.
   const uint64_t window = geo_.dedup_window;
   uint64_t base = Load(ctl_->dedup_count);
@@ -381,6 +400,35 @@ void Log::Repair() {
   DedupRebuild();
   ApplyFrame(pos, f);
   PublishResolved(pos + StateAbsLength(s));
+}
+
+// ------------------------------------------------------------------------------------------ frame checks
+bool Log::StreamHashesMatch(const uint8_t* f) const {
+  // The stream table is keyed by the hashes a producer wrote: recomputed here, so that a scribbled or forged
+  // hash (zero marks an empty slot) can never address another stream's slot.
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  uint32_t soff = sizeof(FrameHeader);
+  for (uint32_t si = 0; si < h->stream_count; ++si) {
+    const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
+    const auto hs = internal::HashStream(
+        std::string_view(reinterpret_cast<const char*>(f + soff + sizeof(StreamEntry)), se->name_length));
+    if (hs.lo != se->hash_lo || hs.hi != se->hash_hi) return false;
+    soff += StreamEntrySize(se->name_length);
+  }
+  return true;
+}
+
+std::optional<internal::Hash128> Log::TombstoneTarget(const uint8_t* f) const {
+  // Only a one-stream, one-record frame of "$meta-<stream>" whose record carries the tombstone flag.
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  if (h->stream_count != 1 || h->record_count != 1) return std::nullopt;
+  const auto* r = reinterpret_cast<const RecordHeader*>(f + h->records_offset);
+  if (!(r->flags & kRecordTombstone)) return std::nullopt;
+  const auto* se = reinterpret_cast<const StreamEntry*>(f + sizeof(FrameHeader));
+  std::string_view name(reinterpret_cast<const char*>(f + sizeof(FrameHeader) + sizeof(StreamEntry)), se->name_length);
+  const std::string_view prefix = kMetaStreamPrefix;
+  if (name.size() <= prefix.size() || name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  return internal::HashStream(name.substr(prefix.size()));
 }
 
 // ------------------------------------------------------------------------------------------ tables

@@ -36,12 +36,10 @@ bool EventStore::HasMetadata(std::string_view stream) const {
 }
 
 Status EventStore::CheckNotTombstoned(std::string_view stream) const {
-  // The append path: nothing but one load unless some stream of this store was hard-deleted.
+  // An early answer that spares a frame the resolver would refuse (it decides in log order, so an append
+  // racing the delete is refused there). Nothing but one load unless some stream was hard-deleted.
   if (!(log_->metadata_flags() & format::kMetaHardDelete)) return Status::Ok();
-  if (stream.empty() || stream[0] == '$' || !HasMetadata(stream)) return Status::Ok();
-  auto m = GetStreamMetadata(stream);
-  if (!m.ok()) return m.status();
-  if (m->hard_deleted) {
+  if (log_->GetStream(stream).hard_deleted) {
     return FailedPrecondition("stream \"" + std::string(stream) + "\" was deleted for good (hard delete); it cannot " +
                               "be written again, use another stream name");
   }
@@ -97,7 +95,9 @@ Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetada
               std::span<const uint8_t>(b.GetBufferPointer(), b.GetSize())};
   // The flags go up before the metadata is visible, so no reader or appender can miss it.
   log_->AddMetadataFlags(format::kMetaAny | (m.hard_deleted ? format::kMetaHardDelete : 0));
-  return AppendSystem(meta, ExpectedVersion::Any(), {&d, 1}).status();
+  // A hard delete's record carries the tombstone flag: the resolver marks the stream deleted in log order.
+  StreamAppend a{meta, ExpectedVersion::Any(), {&d, 1}};
+  return log_->Append({&a, 1}, {}, m.hard_deleted ? format::kRecordTombstone : 0).status();
 }
 
 Status EventStore::DeleteStream(std::string_view stream, bool hard) {

@@ -58,6 +58,9 @@ struct AppendResult {
   uint64_t first_position = 0;    // position of the first event (the original one when already_appended)
   uint64_t last_position = 0;
   uint64_t last_version = 0;      // version of the batch's last event in its stream
+  // When already_appended: the stream that holds the original events (ids are global, so it may be another
+  // stream than the one appended to). Points into the mapping, like EventView::stream; empty if unreadable.
+  std::string_view original_stream;
 };
 
 // A stored event, read in place. The spans point into the shared mapping: they stay valid while the
@@ -78,6 +81,7 @@ struct StreamInfo {
   bool exists = false;
   uint64_t next_version = 0;   // number of events
   uint64_t last_position = 0;
+  bool hard_deleted = false;   // deleted for good: every append to it is refused
 };
 
 }  // namespace hfe::store

@@ -82,6 +82,7 @@ int Publish(const GlobalOptions& g, const PublishArgs& a) {
     nlohmann::json out;
     out["result"] = r->already_appended ? "already_appended" : "appended";
     out["stream"] = a.stream;
+    if (r->already_appended) out["original_stream"] = std::string(r->original_stream);
     out["positions"] = positions;
     out["version"] = r->last_version;
     out["events"] = events.size();
@@ -89,6 +90,15 @@ int Publish(const GlobalOptions& g, const PublishArgs& a) {
     for (const auto& e : events) ids.push_back(e.id.ToString());
     out["event_ids"] = ids;
     std::cout << out.dump() << "\n";
+  } else if (r->already_appended && r->original_stream != a.stream) {
+    // Event ids are global: the originals may sit in another stream, and the answer names it.
+    std::printf("already appended %zu event%s: the id%s belong%s to stream \"%.*s\" (not \"%s\"), position%s %llu%s%s, "
+                "version %llu; nothing was written\n",
+                events.size(), events.size() == 1 ? "" : "s", events.size() == 1 ? "" : "s", events.size() == 1 ? "s" : "",
+                static_cast<int>(r->original_stream.size()), r->original_stream.data(), a.stream.c_str(),
+                events.size() == 1 ? "" : "s", static_cast<unsigned long long>(r->first_position),
+                events.size() == 1 ? "" : "..", events.size() == 1 ? "" : std::to_string(r->last_position).c_str(),
+                static_cast<unsigned long long>(r->last_version));
   } else {
     std::printf("%s %zu event%s to \"%s\": position%s %llu%s%s, version %llu\n",
                 r->already_appended ? "already appended" : "appended", events.size(), events.size() == 1 ? "" : "s",

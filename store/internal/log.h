@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "ipc/region.h"
 #include "ipc/status.h"
 #include "store/event_store.h"
+#include "store/internal/hash.h"
 #include "store/log_format.h"
 #include "store/subscription.h"
 
@@ -44,6 +46,19 @@ struct EventFilter {
 };
 
 class Log;
+// A read section for its scope (see Log::EnterRead): views made inside it show a payload whole, or redacted.
+class ReadSection {
+ public:
+  explicit ReadSection(const Log& log);
+  ~ReadSection();
+  ReadSection(const ReadSection&) = delete;
+  ReadSection& operator=(const ReadSection&) = delete;
+
+ private:
+  const Log& log_;
+  format::ReaderSlot* slot_;
+};
+
 // Subscription slots (subscription.cc; callers hold the admin lock to change them).
 // The active slot named `name`, or null; the first free slot, or null.
 format::SubscriptionSlot* FindSubscriptionSlot(Log& log, std::string_view name);
@@ -66,7 +81,9 @@ class Log {
   static Result<std::unique_ptr<Log>> Open(const std::string& dir, const StoreOptions& options);
 
   // ---- append (appender.cc)
-  Result<AppendResult> Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions);
+  // `record_flags` go into every record's header (the store's own writers: kRecordTombstone).
+  Result<AppendResult> Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions,
+                              uint16_t record_flags = 0);
 
   // ---- resolver (resolver.cc)
   // Returns once the resolved watermark is at or past `end` (resolving frames itself when the role is free).
@@ -139,6 +156,14 @@ class Log {
   bool CheckFrameCrc(uint64_t pos, const uint8_t* frame, uint32_t length) const;
   uint32_t ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint32_t length) const;
 
+  // Read sections (reader.cc): a reader holds one while it makes views and its visitor runs; a redaction
+  // waits out every section that began before it flagged the record. Returns what LeaveRead takes.
+  format::ReaderSlot* EnterRead() const;
+  void LeaveRead(format::ReaderSlot* slot) const;
+  // Waits until every read section in progress now has ended (or its process died), at most `timeout_ns`.
+  // On a timeout, the pid of a reader still inside.
+  Result<uint32_t> WaitOutReaders(int64_t timeout_ns) const;
+
   // Stream table lookup (any process; the resolver is the only writer).
   format::StreamSlot* FindStream(uint64_t hash_lo, uint64_t hash_hi) const;
 
@@ -164,6 +189,10 @@ class Log {
   void ResolveLoop(uint64_t wait_until, uint64_t own_frame = format::kNoPosition);
   void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length, bool trusted);
   void ApplyFrame(uint64_t pos, uint8_t* frame);
+  // False when a stream entry's hash is not the hash of its name.
+  bool StreamHashesMatch(const uint8_t* frame) const;
+  // The hash of the stream a frame hard-deletes (a tombstone record of "$meta-<stream>"), if it is one.
+  std::optional<internal::Hash128> TombstoneTarget(const uint8_t* frame) const;
   void PublishResolved(uint64_t pos);
   format::StreamSlot* InsertStream(uint64_t hash_lo, uint64_t hash_hi);
   uint64_t DedupLookup(uint64_t hi, uint64_t lo) const;
@@ -180,7 +209,7 @@ class Log {
   // (the segment size is seg_size_).
   struct Geometry {
     uint64_t stream_slots = 0, dedup_window = 0, dedup_slots = 0, time_index_slots = 0;
-    uint64_t subscription_slots = 0, unblock_timeout_ns = 0;
+    uint64_t subscription_slots = 0, unblock_timeout_ns = 0, reader_slots = 0;
     uint32_t sync_policy = 0, sync_interval_ms = 0;
   } geo_;
   int lock_fd_ = -1;
@@ -191,6 +220,7 @@ class Log {
   format::DedupRingEntry* ring_ = nullptr;
   format::TimeIndexSlot* time_index_ = nullptr;
   format::SubscriptionSlot* subscriptions_ = nullptr;
+  format::ReaderSlot* readers_ = nullptr;
   uint64_t seg_size_ = 0;
   uint64_t stream_mask_ = 0;
   uint64_t dedup_mask_ = 0;

@@ -2,17 +2,22 @@
 // restart, and the limits of the tables.
 #include "store/event_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "store/internal/fault.h"
+#include "store/log_format.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::store {
@@ -524,6 +529,135 @@ TEST_F(EventStoreTest, StreamMetadataLimitsWhatReadsSeeAndHardDeleteRefusesAppen
   auto rep = store_->Verify();
   ASSERT_TRUE(rep.ok());
   EXPECT_TRUE(rep->ok());
+}
+
+// Invariant: a reader sees an event whole or redacted, never a mix. A visitor holding a view of an event
+// while it is redacted keeps reading the original bytes (the redaction waits until the visit is over before
+// it zeroes them); readers after it see the event redacted, its body all zeros.
+TEST_F(EventStoreTest, AReaderSeesAnEventWholeOrRedactedNeverAMix) {
+  const std::string secret(96, 's');
+  uint64_t pos = 0;
+  ASSERT_TRUE(Append("user-9", ExpectedVersion::NoStream(), {TestEvent(secret)}, {&pos, 1}).ok());
+  std::atomic<bool> inside{false};
+  std::string seen;
+  bool seen_redacted = true;
+  std::thread reader([&] {
+    Status st = store_->ReadStream("user-9", 0, [&](const EventView& v) {
+      inside = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the redaction runs meanwhile
+      seen_redacted = v.redacted;
+      seen.assign(v.payload.begin(), v.payload.end());
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  });
+  while (!inside) std::this_thread::yield();
+  auto r = store_->Redact(pos);
+  reader.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(seen_redacted);
+  EXPECT_EQ(secret, seen);  // whole: not a byte zeroed under the visitor
+  std::vector<EventView> after;
+  ASSERT_TRUE(store_->ReadStream("user-9", 0, [&](const EventView& v) { return after.push_back(v), true; }).ok());
+  ASSERT_EQ(1u, after.size());
+  EXPECT_TRUE(after[0].redacted);
+  EXPECT_EQ(secret.size(), after[0].payload.size());
+  EXPECT_TRUE(std::all_of(after[0].payload.begin(), after[0].payload.end(), [](uint8_t b) { return b == 0; }));
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+}
+
+// Invariant: a hard delete is decided in log order. An append that passed every check before the delete
+// but reaches the log after it is refused; no event of the stream follows its tombstone. The appender here
+// is stopped right after claiming its frame, the delete runs to completion meanwhile (the stalled frame is
+// padded after the 1 ms unblock timeout), and the appender then retries with a frame behind the tombstone.
+EventStore* g_racing_store = nullptr;
+std::atomic<bool> g_delete_fired{false};
+void DeleteVictimOnce(internal::FaultPoint p) {
+  if (p != internal::FaultPoint::kAfterClaim || g_delete_fired.exchange(true)) return;
+  std::thread([] { ASSERT_TRUE(g_racing_store->DeleteStream("victim", /*hard=*/true).ok()); }).join();
+}
+
+TEST_F(EventStoreTest, AHardDeleteRacingAnAppendIsDecidedInLogOrder) {
+  auto o = testing::SmallStore();
+  o.unblock_timeout_ms = 1;
+  Open(o);
+  ASSERT_TRUE(Append("victim", ExpectedVersion::NoStream(), {TestEvent("v0")}).ok());
+  g_racing_store = store_.get();
+  g_delete_fired = false;
+  internal::g_fault_hook.store(&DeleteVictimOnce);
+  auto late = Append("victim", ExpectedVersion::Any(), {TestEvent("late")});
+  internal::g_fault_hook.store(nullptr);
+  ASSERT_TRUE(g_delete_fired.load());
+  EXPECT_EQ(StatusCode::kFailedPrecondition, late.status().code()) << late.status().ToString();
+  EXPECT_TRUE(store_->GetStream("victim").hard_deleted);
+  EXPECT_EQ(1u, store_->GetStream("victim").next_version);  // v0 only
+  // Hard-deleting a stream that never existed also refuses it for good.
+  ASSERT_TRUE(store_->DeleteStream("never-written", /*hard=*/true).ok());
+  EXPECT_EQ(StatusCode::kFailedPrecondition, Append("never-written", ExpectedVersion::NoStream(), {TestEvent("x")}).status().code());
+  EXPECT_FALSE(store_->GetStream("never-written").exists);
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+  // The refusal lives in the stream table: it holds across a reopen.
+  Open(testing::SmallStore());
+  EXPECT_EQ(StatusCode::kFailedPrecondition, Append("victim", ExpectedVersion::Any(), {TestEvent("later")}).status().code());
+}
+
+// Event ids are global: re-appending an id that stream A holds to stream B answers "already appended"
+// with A's position, and names A as the stream that holds it.
+TEST_F(EventStoreTest, AnIdHeldByAnotherStreamIsAnsweredWithThatStream) {
+  TestEvent e("once");
+  uint64_t pos = 0;
+  ASSERT_TRUE(Append("stream-a", ExpectedVersion::Any(), {e}, {&pos, 1}).ok());
+  auto again = Append("stream-b", ExpectedVersion::Any(), {e});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->already_appended);
+  EXPECT_EQ(pos, again->first_position);
+  EXPECT_EQ("stream-a", again->original_stream);
+  EXPECT_FALSE(store_->GetStream("stream-b").exists);
+}
+
+// Invariant: the resolver files a frame under the hashes of its streams' names, never under hashes a
+// producer wrote. A frame whose stream hash was scribbled (to zero, the empty-slot mark) after the producer
+// wrote it is refused as damaged; the stream table stays consistent and the stream stays writable.
+std::string g_segment_path;
+void ScribbleStreamHash(internal::FaultPoint p) {
+  if (p != internal::FaultPoint::kAfterBody) return;
+  int fd = ::open(g_segment_path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const size_t size = 1 << 16;
+  auto* seg = static_cast<uint8_t*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ::close(fd);
+  ASSERT_NE(MAP_FAILED, static_cast<void*>(seg));
+  for (size_t off = format::kSegmentHeaderSize; off < size;) {
+    uint64_t state = reinterpret_cast<format::FrameHeader*>(seg + off)->state;
+    if (state == 0) break;
+    if (format::StateInProgress(state)) {
+      auto* se = reinterpret_cast<format::StreamEntry*>(seg + off + sizeof(format::FrameHeader));
+      se->hash_lo = 0;
+      se->hash_hi = 0;
+      break;
+    }
+    off += format::StateAbsLength(state);
+  }
+  ::munmap(seg, size);
+}
+
+TEST_F(EventStoreTest, AFrameWhoseStreamHashIsNotItsNameIsRefused) {
+  ASSERT_TRUE(Append("hashed", ExpectedVersion::NoStream(), {TestEvent("h0")}).ok());
+  g_segment_path = dir_.Sub("store") + "/segments/0000000000000000.log";
+  internal::g_fault_hook.store(&ScribbleStreamHash);
+  auto forged = Append("hashed", ExpectedVersion::Any(), {TestEvent("h1")});
+  internal::g_fault_hook.store(nullptr);
+  EXPECT_EQ(StatusCode::kDataLoss, forged.status().code()) << forged.status().ToString();
+  EXPECT_EQ(1u, store_->GetStream("hashed").next_version);
+  ASSERT_TRUE(Append("hashed", ExpectedVersion::Exact(0), {TestEvent("h2")}).ok());
+  EXPECT_EQ(2u, store_->GetStream("hashed").next_version);
+  auto rep = store_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
 }
 
 // A forked child must not repeat its parent's ids: the store would take its events for duplicates.
