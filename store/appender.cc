@@ -263,7 +263,7 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
 
     internal::Fault(internal::FaultPoint::kAfterCommit);
     HFE_RETURN_IF_ERROR(WaitResolved(pos + length, pos));
-    if (geo_.sync_policy == kSyncEveryAppend) SyncResolved(pos, pos + length);
+    if (geo_.sync_policy == kSyncEveryAppend) SyncResolved(pos + length);
 
     // ---- the verdict
     // Acquire: pairs with the resolver's release store of the verdict; the record fields it wrote are visible.

@@ -55,6 +55,7 @@ struct RecoveryReport {
   uint64_t frames_dropped = 0;    // point-in-time: frames dropped from the first damage on
   uint64_t bytes_dropped = 0;
   uint64_t frames_skipped = 0;    // salvage: damaged frames skipped
+  uint64_t tables_rebuilt = 0;    // 1: a disk store not closed cleanly had its tables rebuilt from the log
   std::string damage;             // the first damage found, empty when none
 };
 

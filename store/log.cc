@@ -1,6 +1,7 @@
 // Log: opening and creating a store (handshake, lock, geometry checks), segment mappings, stats, sync.
 #include "store/internal/log.h"
 
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ Log::~Log() {
   }
   prepare_cv_.notify_all();
   if (prepare_thread_.joinable()) prepare_thread_.join();
+  MarkCleanIfLast();
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the shared lock
 }
 
@@ -81,19 +83,25 @@ Result<std::unique_ptr<Log>> Log::Open(const std::string& dir, const StoreOption
   } else {
     HFE_RETURN_IF_ERROR(log->Attach(o));
   }
+  log->on_disk_ = !log->OnTmpfs();
   if (alone) {
     HFE_RETURN_IF_ERROR(log->Recover(o.recovery));
     if (::flock(log->lock_fd_, LOCK_SH) != 0) return ErrnoStatus("flock '" + log->dir_ + "/lock'", errno);
   }
+  if (log->on_disk_) {
+    // In use from now on: a power loss before the last process leaves is an unclean shutdown. The mark is
+    // on disk before this process can append anything.
+    std::atomic_ref<uint64_t> clean(log->ctl_->clean_shutdown);
+    if (clean.exchange(0, std::memory_order_acq_rel) != 0) {
+      HFE_RETURN_IF_ERROR(log->control_file_.Sync(0, kControlHeaderSize));
+    }
+  }
   if (log->geo_.sync_policy == kSyncInterval) {
-    log->synced_to_.store(log->resolved(), std::memory_order_relaxed);
     Log* self = log.get();
     log->sync_thread_ = std::thread([self] {
       while (!self->stop_sync_.load(std::memory_order_relaxed)) {
         ::usleep(static_cast<useconds_t>(self->geo_.sync_interval_ms) * 1000);
-        uint64_t to = self->resolved();
-        self->SyncResolved(self->synced_to_.load(std::memory_order_relaxed), to);
-        self->synced_to_.store(to, std::memory_order_relaxed);
+        self->SyncResolved(self->resolved());
       }
     });
   }
@@ -164,6 +172,8 @@ Status Log::Create(const StoreOptions& o) {
   c->resolved = kSegmentHeaderSize;
   c->first_segment = 0;
   c->journal_frame = kNoPosition;
+  c->durable_position = kSegmentHeaderSize;
+  c->clean_shutdown = 1;
   c->pid_namespace = liveness::PidNamespace();
   ipc::Publish(c, kLayoutVersion);
   if (c->sync_policy != kSyncNone) HFE_RETURN_IF_ERROR(f->Sync(0, off));
@@ -310,7 +320,7 @@ Result<uint8_t*> Log::MapSegment(uint64_t index, bool create) const {
   return node->base;
 }
 
-void Log::SyncResolved(uint64_t from, uint64_t to) {
+void Log::SyncSegments(uint64_t from, uint64_t to) const {
   if (to <= from) return;
   for (uint64_t seg = from / seg_size_; seg <= (to - 1) / seg_size_; ++seg) {
     if (!Segment(seg, false)) continue;
@@ -321,6 +331,39 @@ void Log::SyncResolved(uint64_t from, uint64_t to) {
       (void)it->second.file.Sync(b, e - b);
     }
   }
+}
+
+void Log::SyncResolved(uint64_t to) {
+  // Only resolved frames are final (written, committed, decided): the checkpoint never passes the watermark.
+  to = std::min(to, resolved());
+  std::atomic_ref<uint64_t> durable(ctl_->durable_position);
+  // Acquire: pairs with the release below; whoever advanced the checkpoint synced what lies under it.
+  uint64_t from = std::max(durable.load(std::memory_order_acquire), first_segment() * seg_size_);
+  if (to > from) {
+    SyncSegments(from, to);
+    // Release: the segments below `to` are on disk before a checkpoint saying so can be.
+    uint64_t d = durable.load(std::memory_order_relaxed);
+    while (d < to && !durable.compare_exchange_weak(d, to, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+  }
+  (void)control_file_.Sync(0, control_file_.size());
+}
+
+void Log::MarkCleanIfLast() {
+  if (!on_disk_ || ctl_ == nullptr || lock_fd_ < 0) return;
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return;  // others are attached: the last one marks it
+  // Every segment of the log reaches the disk (pages other processes wrote included), then the control file
+  // with the mark. A new opener waits on the lock until this is done.
+  const uint64_t last = tail() / seg_size_ + 1;
+  for (uint64_t seg = first_segment(); seg <= last; ++seg) {
+    int fd = ::open(SegmentPath(seg).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    const bool synced = ::fsync(fd) == 0;
+    ::close(fd);
+    if (!synced) return;  // not clean: the next opener rebuilds
+  }
+  std::atomic_ref<uint64_t>(ctl_->durable_position).store(resolved(), std::memory_order_release);
+  std::atomic_ref<uint64_t>(ctl_->clean_shutdown).store(1, std::memory_order_release);
   (void)control_file_.Sync(0, control_file_.size());
 }
 

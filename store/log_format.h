@@ -468,7 +468,10 @@ struct ControlHeader {
   uint64_t reader_table_offset;   //  656
   uint64_t reader_slots;          //  664
   uint64_t reader_overflow;       //  672  atomic: read sections that found no free slot
-  uint8_t pad5[kControlHeaderSize - 680];
+  // -- durability on disk (unused on tmpfs)
+  uint64_t durable_position;      //  680  atomic: the log below it was synced to disk before it was stored
+  uint64_t clean_shutdown;        //  688  1: the last process to leave synced everything; 0 while in use
+  uint8_t pad5[kControlHeaderSize - 696];
 };
 inline constexpr uint64_t kMetaAny = 1;         // ReadStream looks for "$meta-<stream>" only when set
 inline constexpr uint64_t kMetaHardDelete = 2;  // appends check for a tombstone only when set
@@ -503,6 +506,8 @@ static_assert(offsetof(ControlHeader, pid_namespace) == 648);
 static_assert(offsetof(ControlHeader, reader_table_offset) == 656);
 static_assert(offsetof(ControlHeader, reader_slots) == 664);
 static_assert(offsetof(ControlHeader, reader_overflow) == 672);
+static_assert(offsetof(ControlHeader, durable_position) == 680);
+static_assert(offsetof(ControlHeader, clean_shutdown) == 688);
 static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);
 static_assert(offsetof(ControlHeader, subscription_table_offset) == 584);
 static_assert(offsetof(ControlHeader, subscription_slots) == 592);

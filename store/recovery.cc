@@ -15,6 +15,11 @@ using namespace format;
 Status Log::Recover(RecoveryMode mode) {
   recovery_ = RecoveryReport{};
   recovery_.ran = true;
+  // On disk, a store the last process did not close cleanly may have lost any write the kernel had not
+  // flushed, in any order: its tables are rebuilt from the log before anything else trusts them.
+  if (on_disk_ && std::atomic_ref<uint64_t>(ctl_->clean_shutdown).load(std::memory_order_acquire) == 0) {
+    HFE_RETURN_IF_ERROR(RebuildTables(mode));
+  }
   // A resolver that died holding the role: no process is attached besides us, so it is dead.
   std::atomic_ref<uint64_t> lease(ctl_->lease);
   uint64_t holder = lease.load(std::memory_order_acquire);

@@ -60,7 +60,10 @@ Result<EventStore::RedactResult> Log::Redact(uint64_t position) {
   std::memset(body, 0, r->payload_length);
   h->crc = crc32c::Mask(ComputeFrameCrc(position / S, f, len));
   const uint64_t frame_pos = position - r->frame_offset;
-  if (geo_.sync_policy != kSyncNone) SyncResolved(frame_pos, frame_pos + len);
+  if (geo_.sync_policy != kSyncNone) {
+    SyncSegments(frame_pos, frame_pos + len);
+    (void)control_file_.Sync(0, kControlHeaderSize);
+  }
   ViewAt(*this, position, &result.event);
   return result;
 }

@@ -201,7 +201,16 @@ class Log {
   // Producer-side: touches the cache lines the resolver will need for this batch.
   void Prefetch(std::span<const StreamAppend> appends) const;
   void DedupRebuild();
-  void SyncResolved(uint64_t from, uint64_t to);
+  // Syncs the log from the durable checkpoint to `to` (at most the watermark), then advances the checkpoint
+  // and syncs the control file.
+  void SyncResolved(uint64_t to);
+  void SyncSegments(uint64_t from, uint64_t to) const;
+
+  // rebuild.cc: a store on disk that was not closed cleanly gets its tables rebuilt from the log on open.
+  bool OnTmpfs() const;
+  Status RebuildTables(RecoveryMode mode);
+  // The last process to leave a disk store syncs every segment and the control file and marks it clean.
+  void MarkCleanIfLast();
 
   std::string dir_;
   StoreOptions options_;
@@ -266,7 +275,7 @@ class Log {
   // Interval sync.
   std::thread sync_thread_;
   std::atomic<bool> stop_sync_{false};
-  std::atomic<uint64_t> synced_to_{0};
+  bool on_disk_ = false;  // not on tmpfs: power loss can tear what the kernel wrote back
 };
 
 }  // namespace hfe::store
