@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "handlers/jsonl_file.h"
@@ -11,6 +12,11 @@
 #include "store/consumer_group.h"
 
 namespace hfe::handlers {
+
+namespace {
+// How long the reading thread keeps one view scope while events keep coming.
+constexpr int64_t kViewScopeNs = 16'000'000;
+}  // namespace
 
 struct HostState {
   store::EventStore* store = nullptr;
@@ -81,9 +87,18 @@ Status HandlerHost::Run(const volatile std::sig_atomic_t* stop) {
     return Status::Ok();
   };
   int64_t last_second = clock::MonotonicNanos(), last_stats = 0, idle_since = last_second;
+  // Views go on to the worker threads after Poll returns: a view scope covers them until the workers are
+  // done (Drain), renewed every few milliseconds and left while idle, so a redaction waits at most that long.
+  // A group member drains each event inside its poll, which holds the views itself.
+  std::optional<store::EventStore::ViewScope> scope;
+  int64_t scope_since = 0;
   Status result;
   while (!*stop) {
     size_t budget = limit ? std::min<uint64_t>(256, limit - s.dispatched) : 256;
+    if (s.sub && !scope) {
+      scope.emplace(*s.store);
+      scope_since = clock::MonotonicNanos();
+    }
     Result<size_t> n = s.sub ? s.sub->Poll(visit, budget) : s.member->Poll(member_visit, budget);
     if (!n.ok()) {
       result = n.status();
@@ -105,8 +120,15 @@ Status HandlerHost::Run(const volatile std::sig_atomic_t* stop) {
     if (limit && s.dispatched >= limit) break;
     if (*n > 0) {
       idle_since = now;
+      if (scope && now - scope_since > kViewScopeNs) {
+        dispatcher.Drain();
+        scope->Renew();
+        scope_since = now;
+      }
       continue;
     }
+    dispatcher.Drain();
+    scope.reset();
     // Idle: let the handlers make what they hold durable, so the acknowledgement catches up.
     if (Status f = dispatcher.Flush(); !f.ok()) {
       result = f;
@@ -127,6 +149,7 @@ Status HandlerHost::Run(const volatile std::sig_atomic_t* stop) {
     else s.member->Wait(1'000'000);
   }
   dispatcher.Drain();
+  scope.reset();
   Status f = dispatcher.Flush();
   ack();
   if (!s.o.stats_path.empty()) {

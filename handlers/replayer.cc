@@ -2,6 +2,7 @@
 #include "handlers/replayer.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "ipc/clock.h"
 
@@ -20,6 +21,9 @@ Result<ReplayReport> Replay(store::EventStore& store, const Registry& registry, 
   uint64_t first = UINT64_MAX;
   int64_t last_progress = 0;
   const int64_t t0 = clock::MonotonicNanos();
+  // The views go on to worker threads: a view scope covers them until the workers are done with them.
+  std::optional<store::EventStore::ViewScope> scope(std::in_place, store);
+  int64_t scope_since = t0;
   Status st = store.ReadSince(o.from_ns, [&](const store::EventView& v) {
     if (v.position >= end) return false;
     if (o.stop && *o.stop) {
@@ -32,7 +36,14 @@ Result<ReplayReport> Replay(store::EventStore& store, const Registry& registry, 
       return true;
     }
     dispatcher.Dispatch(v);
-    if (++r.replayed % 65536 == 0) dispatcher.Drain();  // bounds what waits in memory
+    // Drained now and then: bounds what waits in memory, and lets a redaction in between.
+    if (++r.replayed % 4096 == 0 && clock::MonotonicNanos() - scope_since > 16'000'000) {
+      dispatcher.Drain();
+      scope->Renew();
+      scope_since = clock::MonotonicNanos();
+    } else if (r.replayed % 65536 == 0) {
+      dispatcher.Drain();
+    }
     if (o.progress) {
       const int64_t now = clock::MonotonicNanos();
       if (now - last_progress > 100'000'000) {
@@ -43,6 +54,7 @@ Result<ReplayReport> Replay(store::EventStore& store, const Registry& registry, 
     return true;
   });
   dispatcher.Drain();
+  scope.reset();
   Status flushed = dispatcher.Flush();
   if (o.progress) o.progress(1.0, r.replayed);
   HFE_RETURN_IF_ERROR(st);

@@ -116,6 +116,13 @@ StreamInfo EventStore::GetStream(std::string_view stream) const { return log_->G
 StoreStats EventStore::Stats() const { return log_->Stats(); }
 Result<EventStore::RedactResult> EventStore::Redact(uint64_t position) { return log_->Redact(position); }
 Result<VerifyReport> EventStore::Verify() const { return log_->Verify(); }
+EventStore::ViewScope::ViewScope(const EventStore& store) : log_(store.log_.get()), slot_(log_->EnterRead()) {}
+EventStore::ViewScope::~ViewScope() { log_->LeaveRead(slot_); }
+void EventStore::ViewScope::Renew() {
+  log_->LeaveRead(slot_);
+  slot_ = log_->EnterRead();
+}
+
 const RecoveryReport& EventStore::recovery_report() const { return log_->recovery_report(); }
 uint64_t EventStore::ResolvedPosition() const { return log_->resolved(); }
 const std::string& EventStore::dir() const { return log_->dir(); }

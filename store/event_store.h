@@ -89,6 +89,9 @@ struct VerifyReport {
 };
 
 class Log;
+namespace format {
+struct ReaderSlot;
+}
 
 struct StreamMetadata {
   uint64_t max_count = 0;        // keep the newest N events visible (0: no limit)
@@ -146,14 +149,33 @@ class EventStore {
 
   // Redacts the event at `position` in place: zeroes its payload (length and position kept), marks it
   // redacted and recomputes its frame's CRC, so personal data leaves the log without rewriting it. Readers
-  // and replay see the event as redacted, with no body. NotFound when no event starts there; already_redacted
-  // when it was. A reader holding a view of the event while it is redacted may see part of it zeroed (the
-  // FlatBuffers Verifier then refuses it).
+  // and replay see the event as redacted, its body all zeros. A visitor sees an event whole or redacted,
+  // never a mix: the redaction flags the event, waits until every read that may hold a view of it has
+  // returned from its visit (or left its ViewScope), then zeroes the bytes. NotFound when no event starts
+  // there; already_redacted when it was; Unavailable when a reader held views past 5 s (the event is hidden
+  // already; run it again to zero the bytes); FailedPrecondition when called inside a visit or a ViewScope.
   struct RedactResult {
     bool already_redacted = false;
     EventView event;  // the event as it is now
   };
   Result<RedactResult> Redact(uint64_t position);
+
+  // Views handed to a visitor stay whole-or-redacted until the visit returns. A process that hands views on
+  // to other threads (a pipeline) holds a ViewScope on the reading thread until those threads are done with
+  // them, and renews it between batches: a redaction waits for it. No allocation; not movable.
+  class ViewScope {
+   public:
+    explicit ViewScope(const EventStore& store);
+    ~ViewScope();
+    ViewScope(const ViewScope&) = delete;
+    ViewScope& operator=(const ViewScope&) = delete;
+    // Ends the scope and begins another: views received before it are no longer covered.
+    void Renew();
+
+   private:
+    const Log* log_;
+    format::ReaderSlot* slot_;
+  };
 
   // Unmaps this process's mappings of segments retention retired (store/retention.h). Views into them become
   // invalid; call it when this process holds none (a handler host holds none below its cursor).
@@ -174,6 +196,7 @@ class EventStore {
   // True when "$meta-<stream>" exists (a table probe; no allocation once the per-thread name buffer grew).
   bool HasMetadata(std::string_view stream) const;
   Status CheckNotTombstoned(std::string_view stream) const;
+  Status AppendMetadata(std::string_view stream, const StreamMetadata& m, ExpectedVersion expected);
   std::unique_ptr<Log> log_;
 };
 

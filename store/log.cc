@@ -241,6 +241,19 @@ Status Log::Attach(const StoreOptions& o) {
       !fits(readers_off, G.reader_slots, sizeof(ReaderSlot))) {
     return bad("table offsets outside the file");
   }
+  // The tables must not overlap: a header aiming one table at another would let readers' slot words land
+  // in stream slots, or the resolver's dedup writes in subscriptions.
+  const std::pair<uint64_t, uint64_t> tables[] = {
+      {stream_off, G.stream_slots * sizeof(StreamSlot)},       {dedup_off, G.dedup_slots * sizeof(DedupHashSlot)},
+      {ring_off, G.dedup_window * sizeof(DedupRingEntry)},     {time_off, G.time_index_slots * sizeof(TimeIndexSlot)},
+      {subs_off, G.subscription_slots * sizeof(SubscriptionSlot)}, {readers_off, G.reader_slots * sizeof(ReaderSlot)}};
+  for (size_t i = 0; i < std::size(tables); ++i) {
+    for (size_t j = i + 1; j < std::size(tables); ++j) {
+      if (tables[i].first < tables[j].first + tables[j].second && tables[j].first < tables[i].first + tables[i].second) {
+        return bad("tables overlap");
+      }
+    }
+  }
   uint64_t t = tail(), r = resolved();
   if (t % seg_size_ < kSegmentHeaderSize || r % seg_size_ < kSegmentHeaderSize || r > t ||
       ctl_->first_segment > t / seg_size_ || t / seg_size_ >= (1ull << 40)) {

@@ -173,6 +173,8 @@ enum Verdict : uint32_t {
   kVerdictStreamTableFull = 6,  // a new stream did not fit in the stream table
   kVerdictStreamDeleted = 7,    // a stream was hard-deleted before this frame (verdict bits 8..23: its entry)
 };
+// Accepted verdicts of a tombstone whose stream had no slot carry this bit: the slot it takes is counted.
+inline constexpr uint32_t kVerdictTombstoneSlot = 1u << 24;
 inline constexpr uint32_t VerdictCode(uint32_t v) { return v & 0xff; }
 inline constexpr uint32_t VerdictStream(uint32_t v) { return (v >> 8) & 0xffff; }
 inline constexpr uint32_t MakeVerdict(Verdict code, uint32_t stream_index = 0) {
@@ -391,7 +393,8 @@ static_assert(sizeof(SubscriptionSlot) == 256);
 // zero a payload that a visitor may be reading. Each reader thread, for the length of a read (and its
 // visits), owns a slot whose word is (section generation << 32 | pid); 0 is a free slot. A redaction flags
 // the record first (new views present it as redacted, with zeros for a body), then waits until every slot
-// that held a section at that moment has changed or its process is dead, and only then zeroes the bytes.
+// that held a section at that moment has changed or its owner is dead, and only then zeroes the bytes. The
+// owner's liveness token (pid + start time) follows the word; a slot whose owner died is taken back.
 //   0                   1                   2                   3
 //   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //  +---------------------------------------------------------------+
@@ -399,14 +402,18 @@ static_assert(sizeof(SubscriptionSlot) == 256);
 //  +---------------------------------------------------------------+     |
 //  |        section generation (u32, never 0 while held)           |  4  /
 //  +---------------------------------------------------------------+
-//  |        reserved (56 bytes: one slot per cache line)           |  8
+//  |        owner (u64, atomic: liveness token, pid | start << 32) |  8
+//  +---------------------------------------------------------------+
+//  |        reserved (48 bytes: one slot per cache line)           | 16
 //  +---------------------------------------------------------------+ 64
 inline constexpr uint64_t kReaderSlots = 1024;
 struct alignas(64) ReaderSlot {
   uint64_t section;
-  uint8_t reserved[56];
+  uint64_t owner;
+  uint8_t reserved[48];
 };
 static_assert(offsetof(ReaderSlot, section) == 0);
+static_assert(offsetof(ReaderSlot, owner) == 8);
 static_assert(sizeof(ReaderSlot) == 64);
 inline constexpr uint64_t MakeSection(uint32_t generation, uint32_t pid) { return (uint64_t{generation} << 32) | pid; }
 inline constexpr uint32_t SectionPid(uint64_t section) { return static_cast<uint32_t>(section); }
@@ -467,7 +474,7 @@ struct ControlHeader {
   uint64_t pid_namespace;         //  648  inode of the creator's PID namespace (liveness is read from /proc)
   uint64_t reader_table_offset;   //  656
   uint64_t reader_slots;          //  664
-  uint64_t reader_overflow;       //  672  atomic: read sections that found no free slot
+  uint64_t reserved3;             //  672
   // -- durability on disk (unused on tmpfs)
   uint64_t durable_position;      //  680  atomic: the log below it was synced to disk before it was stored
   uint64_t clean_shutdown;        //  688  1: the last process to leave synced everything; 0 while in use
@@ -505,7 +512,6 @@ static_assert(offsetof(ControlHeader, metadata_flags) == 640);
 static_assert(offsetof(ControlHeader, pid_namespace) == 648);
 static_assert(offsetof(ControlHeader, reader_table_offset) == 656);
 static_assert(offsetof(ControlHeader, reader_slots) == 664);
-static_assert(offsetof(ControlHeader, reader_overflow) == 672);
 static_assert(offsetof(ControlHeader, durable_position) == 680);
 static_assert(offsetof(ControlHeader, clean_shutdown) == 688);
 static_assert(offsetof(ControlHeader, newest_occurred_at_ns) == 576);

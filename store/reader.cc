@@ -1,6 +1,7 @@
 // Readers: frames are walked in place (zero-copy); everything read from the mapping is bounds-checked first.
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include <emmintrin.h>
@@ -64,60 +65,83 @@ const uint8_t* ZeroBytes() {
 }
 
 inline std::atomic_ref<uint64_t> SectionWord(ReaderSlot* s) { return std::atomic_ref<uint64_t>(s->section); }
+inline std::atomic_ref<uint64_t> OwnerWord(ReaderSlot* s) { return std::atomic_ref<uint64_t>(s->owner); }
+
+// Read sections this thread holds, of any store: Redact refuses to run inside one (it would wait for itself).
+thread_local int t_sections = 0;
+
+// True when the slot holding `section` belongs to a process that is gone. The owner word is written just
+// after the section word: while it does not name the section's pid yet, the owner counts as alive.
+bool OwnerDead(ReaderSlot* s, uint64_t section) {
+  const uint64_t owner = OwnerWord(s).load(std::memory_order_acquire);
+  return liveness::TokenPid(owner) == static_cast<pid_t>(SectionPid(section)) && !liveness::IsAlive(owner);
+}
 
 }  // namespace
 
 ReadSection::ReadSection(const Log& log) : log_(log), slot_(log.EnterRead()) {}
 ReadSection::~ReadSection() { log_.LeaveRead(slot_); }
+void ReadSection::Renew() {
+  log_.LeaveRead(slot_);
+  slot_ = log_.EnterRead();
+}
+bool ReadSection::InsideAny() { return t_sections > 0; }
 
 ReaderSlot* Log::EnterRead() const {
   thread_local uint64_t hint = static_cast<uint64_t>(::gettid()) * 0x9e3779b97f4a7c15ull;
   thread_local uint32_t generation = 0;
   if (++generation == 0) generation = 1;
-  const uint64_t mine = MakeSection(generation, static_cast<uint32_t>(::getpid()));
+  const uint64_t self = liveness::SelfToken();
+  const uint64_t mine = MakeSection(generation, static_cast<uint32_t>(liveness::TokenPid(self)));
   const uint64_t n = geo_.reader_slots;
-  for (uint64_t k = 0; k < n; ++k) {
-    ReaderSlot* s = &readers_[(hint + k) % n];
-    uint64_t expected = 0;
-    // Seq_cst: ordered before this section's loads of record flags (MakeView), against the redactor's
-    // seq_cst flag store and its loads of the slots: either we see the flag, or it sees this section.
-    if (SectionWord(s).load(std::memory_order_relaxed) == 0 &&
-        SectionWord(s).compare_exchange_strong(expected, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
-      hint = (hint + k) % n;
-      return s;
+  for (uint32_t round = 0;; ++round) {
+    for (uint64_t k = 0; k < n; ++k) {
+      ReaderSlot* s = &readers_[(hint + k) % n];
+      uint64_t seen = SectionWord(s).load(std::memory_order_relaxed);
+      // Every slot held: take back one whose owner died inside its section (liveness costs a /proc read).
+      if (seen != 0 && !(round > 0 && OwnerDead(s, seen))) continue;
+      // Seq_cst: ordered before this section's loads of record flags (MakeView), against the redactor's
+      // seq_cst flag store and its loads of the slots: either we see the flag, or it sees this section.
+      if (SectionWord(s).compare_exchange_strong(seen, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        OwnerWord(s).store(self, std::memory_order_release);
+        hint = (hint + k) % n;
+        ++t_sections;
+        return s;
+      }
     }
+    if (round > 0) sched_yield();  // as many live sections as slots: wait for one to end
   }
-  // Every slot is held: count the section instead (same ordering, one shared word).
-  std::atomic_ref<uint64_t>(ctl_->reader_overflow).fetch_add(1, std::memory_order_seq_cst);
-  return nullptr;
 }
 
 void Log::LeaveRead(ReaderSlot* slot) const {
+  --t_sections;
   // Release: pairs with the redactor's acquire load; every read of this section happened before it zeroes.
-  if (slot) SectionWord(slot).store(0, std::memory_order_release);
-  else std::atomic_ref<uint64_t>(ctl_->reader_overflow).fetch_sub(1, std::memory_order_release);
+  SectionWord(slot).store(0, std::memory_order_release);
 }
 
 Result<uint32_t> Log::WaitOutReaders(int64_t timeout_ns) const {
   // Sections held now: each is over once its slot holds another word (freed, or a later section) or its
-  // process is gone. A section that starts from now on sees the flag the caller stored before.
+  // owner is gone. A section that starts from now on sees the flag the caller stored before.
   const uint64_t n = geo_.reader_slots;
   std::vector<std::pair<uint64_t, uint64_t>> held;  // slot index, section word
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t w = SectionWord(&readers_[i]).load(std::memory_order_seq_cst);
     if (w != 0) held.emplace_back(i, w);
   }
-  std::atomic_ref<uint64_t> overflow(ctl_->reader_overflow);
-  const int64_t deadline = clock::MonotonicNanos() + timeout_ns;
-  for (;;) {
+  const int64_t start = clock::MonotonicNanos();
+  int64_t next_liveness = start;
+  for (uint32_t sleep_us = 50;; sleep_us = std::min(sleep_us * 2, 2000u)) {
+    const int64_t now = clock::MonotonicNanos();
+    const bool check_liveness = now >= next_liveness;  // a /proc read per held slot: every 10 ms at most
+    if (check_liveness) next_liveness = now + 10'000'000;
     std::erase_if(held, [&](const std::pair<uint64_t, uint64_t>& h) {
       // Acquire: pairs with LeaveRead's release (directly, or through the next section's CAS).
       return SectionWord(&readers_[h.first]).load(std::memory_order_acquire) != h.second ||
-             !liveness::PidAlive(static_cast<pid_t>(SectionPid(h.second)));
+             (check_liveness && OwnerDead(&readers_[h.first], h.second));
     });
-    if (held.empty() && overflow.load(std::memory_order_acquire) == 0) return uint32_t{0};
-    if (clock::MonotonicNanos() > deadline) return held.empty() ? uint32_t{0} : SectionPid(held.front().second);
-    ::usleep(100);
+    if (held.empty()) return uint32_t{0};
+    if (now - start > timeout_ns) return SectionPid(held.front().second);
+    ::usleep(sleep_us);
   }
 }
 
@@ -146,8 +170,13 @@ void MakeView(const uint8_t* f, uint64_t frame_pos, uint32_t rec_off, EventView*
   // whether or not its bytes were zeroed yet, so no view mixes the old body with zeros.
   v->redacted = (std::atomic_ref<uint16_t>(const_cast<uint16_t&>(r->flags)).load(std::memory_order_seq_cst) &
                  kRecordRedacted) != 0;
-  const uint8_t* body = v->redacted && ZeroBytes() ? ZeroBytes() : f + rec_off + sizeof(RecordHeader);
-  v->payload = std::span<const uint8_t>(body, r->payload_length);
+  if (!v->redacted) {
+    v->payload = std::span<const uint8_t>(f + rec_off + sizeof(RecordHeader), r->payload_length);
+  } else if (const uint8_t* zeros = ZeroBytes()) {
+    v->payload = std::span<const uint8_t>(zeros, r->payload_length);
+  } else {
+    v->payload = {};  // no zero mapping to point at: no body at all, never the bytes being zeroed
+  }
 }
 
 Status Damaged(const std::string& dir, uint64_t pos, const std::string& what) {
@@ -185,6 +214,7 @@ Result<uint64_t> Log::FrameStartAtOrAfter(uint64_t from) const {
 Status Log::Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc) const {
   const_cast<Log*>(this)->HelpResolve();
   ReadSection section(*this);
+  uint64_t visits = 0;
   auto start = FrameStartAtOrAfter(from);
   if (!start.ok()) return start.status();
   uint64_t pos = *start;
@@ -224,6 +254,8 @@ Status Log::Scan(uint64_t from, const EventStore::Visitor& visit, bool check_crc
           if (pos + off >= from) {
             MakeView(f, pos, off, &v);
             if (!visit(v)) return Status::Ok();
+            // A long scan lets a redaction in between visits (no view of it is in use then).
+            if ((++visits & 255) == 0) section.Renew();
           }
           off += RecordSize(r->payload_length);
         }
@@ -256,7 +288,8 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
   }
   size_t n = 0;
   EventView v;
-  ReadSection section(*this);
+  std::optional<ReadSection> section;  // only when there is something to read: idle polls stay cheap
+  if (c.frame < end && max > 0) section.emplace(*this);
   while (c.frame < end && n < max) {
     if (c.frame % seg_size_ == 0) c.frame += kSegmentHeaderSize;
     if (c.frame >= end) break;

@@ -1,4 +1,5 @@
 // Recovery on open (run by a process that found itself alone on the store) and full verification.
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <unordered_map>
@@ -263,6 +264,13 @@ Result<VerifyReport> Log::Verify() const {
       if (r->prev_position != st.last_position) problem(pos + off, "stream chain broken");
       st.next_version = r->version + 1;
       st.last_position = pos + off;
+      if (r->flags & kRecordRedacted) {
+        const uint8_t* body = reinterpret_cast<const uint8_t*>(r) + sizeof(RecordHeader);
+        if (!std::all_of(body, body + r->payload_length, [](uint8_t b) { return b == 0; })) {
+          problem(pos + off, "redacted, but its body is not zeroed yet (a reader held it): run `hostfactory redact "
+                             "--position " + std::to_string(pos + off) + "` again");
+        }
+      }
       std::pair<uint64_t, uint64_t> id{r->event_id_hi, r->event_id_lo};
       if (window.count(id)) problem(pos + off, "event id accepted twice within the dedup window");
       if (fifo.size() == window_size) {

@@ -19,6 +19,10 @@ constexpr int64_t kReaderGraceNs = 5'000'000'000;
 }  // namespace
 
 Result<EventStore::RedactResult> Log::Redact(uint64_t position) {
+  if (ReadSection::InsideAny()) {
+    return FailedPrecondition("redact was called while this thread holds views of the log (inside a visit or a " +
+                              std::string("ViewScope) and would wait for itself; call it after the read returns"));
+  }
   internal::AdminLock lock(dir_);  // one redaction at a time: two in one frame would race on its CRC
   EventStore::RedactResult result;
   if (!ViewAt(*this, position, &result.event)) {

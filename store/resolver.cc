@@ -267,14 +267,18 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
           if (!slot) ++new_streams;
           soff += StreamEntrySize(se->name_length);
         }
-        // A tombstone of a stream that has no slot yet takes one.
+        // A tombstone of a stream that has no slot yet takes one; the verdict says so, so that a redo counts
+        // it from the frame, not from a table the dead holder may already have changed.
+        bool tombstone_slot = false;
         if (auto target = TombstoneTarget(f); v == kVerdictAccepted && target && !FindStream(target->lo, target->hi)) {
+          tombstone_slot = true;
           ++new_streams;
         }
         if (v == kVerdictAccepted && Load(ctl_->stream_count) + new_streams > max_streams_) {
           v = kVerdictStreamTableFull;
         }
-        if (v == kVerdictAccepted) {
+        if (v == kVerdictAccepted && tombstone_slot) v |= kVerdictTombstoneSlot;
+        if (VerdictCode(v) == kVerdictAccepted) {
           off = h->records_offset;
           for (uint32_t i = 0; i < k; ++i) {
             auto* r = reinterpret_cast<RecordHeader*>(f + off);
@@ -347,9 +351,8 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   // Setting the bit again on a redo changes nothing.
   if (auto target = TombstoneTarget(f)) {
     StreamSlot* slot = FindStream(target->lo, target->hi);
-    if (!slot && (slot = InsertStream(target->lo, target->hi)) != nullptr) {
-      Store(ctl_->stream_count, Load(ctl_->stream_count) + 1);
-    }
+    if (!slot) slot = InsertStream(target->lo, target->hi);
+    if (v & kVerdictTombstoneSlot) Store(ctl_->stream_count, Load(ctl_->stream_count) + 1);
     // Release: pairs with the acquire in GetStream(); appenders checking the bit see it.
     if (slot) A(slot->next_version).fetch_or(kStreamDeleted, std::memory_order_release);
   }

@@ -76,11 +76,26 @@ Result<StreamMetadata> EventStore::GetStreamMetadata(std::string_view stream) co
 Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetadata& m) {
   HFE_RETURN_IF_ERROR(CheckMetaTarget(stream));
   if (m.max_age_ns < 0) return InvalidArgument("max age must be positive (or 0 for none)");
-  auto current = GetStreamMetadata(stream);
-  if (!current.ok()) return current.status();
-  if (current->hard_deleted && !m.hard_deleted) {
-    return FailedPrecondition("stream \"" + std::string(stream) + "\" was deleted for good; its metadata is final");
+  // Read, check, then append expecting the version read: a hard delete that lands in between makes the
+  // append conflict, and the next round sees it (so nothing written after a tombstone can undo it).
+  Status last;
+  for (int round = 0; round < 64; ++round) {
+    const StreamInfo before = log_->GetStream(MetaName(stream));
+    auto current = GetStreamMetadata(stream);
+    if (!current.ok()) return current.status();
+    if (current->hard_deleted && !m.hard_deleted) {
+      return FailedPrecondition("stream \"" + std::string(stream) + "\" was deleted for good; its metadata is final");
+    }
+    if (current->hard_deleted) return Status::Ok();  // deleted for good already
+    const ExpectedVersion expected =
+        before.exists ? ExpectedVersion::Exact(before.next_version - 1) : ExpectedVersion::NoStream();
+    last = AppendMetadata(stream, m, expected);
+    if (last.code() != StatusCode::kWrongExpectedVersion) return last;
   }
+  return last;
+}
+
+Status EventStore::AppendMetadata(std::string_view stream, const StreamMetadata& m, ExpectedVersion expected) {
   const std::string meta(MetaName(stream));
   const std::string name(stream);
   flatbuffers::FlatBufferBuilder b(256);
@@ -96,7 +111,7 @@ Status EventStore::SetStreamMetadata(std::string_view stream, const StreamMetada
   // The flags go up before the metadata is visible, so no reader or appender can miss it.
   log_->AddMetadataFlags(format::kMetaAny | (m.hard_deleted ? format::kMetaHardDelete : 0));
   // A hard delete's record carries the tombstone flag: the resolver marks the stream deleted in log order.
-  StreamAppend a{meta, ExpectedVersion::Any(), {&d, 1}};
+  StreamAppend a{meta, expected, {&d, 1}};
   return log_->Append({&a, 1}, {}, m.hard_deleted ? format::kRecordTombstone : 0).status();
 }
 

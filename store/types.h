@@ -63,8 +63,10 @@ struct AppendResult {
   std::string_view original_stream;
 };
 
-// A stored event, read in place. The spans point into the shared mapping: they stay valid while the
-// EventStore that produced them is open (segments are never unmapped before then).
+// A stored event, read in place. The spans point into the shared mapping, which stays mapped while the
+// EventStore that produced them is open (until ReleaseRetired unmaps segments retention retired). The payload
+// is the event's whole body, or zeros when it was redacted, for as long as the visit that received the view
+// runs (or an EventStore::ViewScope of the reading thread holds); after that a redaction may zero it.
 struct EventView {
   uint64_t position = 0;
   uint64_t version = 0;

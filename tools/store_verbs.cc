@@ -90,7 +90,7 @@ int Publish(const GlobalOptions& g, const PublishArgs& a) {
     for (const auto& e : events) ids.push_back(e.id.ToString());
     out["event_ids"] = ids;
     std::cout << out.dump() << "\n";
-  } else if (r->already_appended && r->original_stream != a.stream) {
+  } else if (r->already_appended && !r->original_stream.empty() && r->original_stream != a.stream) {
     // Event ids are global: the originals may sit in another stream, and the answer names it.
     std::printf("already appended %zu event%s: the id%s belong%s to stream \"%.*s\" (not \"%s\"), position%s %llu%s%s, "
                 "version %llu; nothing was written\n",

@@ -53,6 +53,10 @@ class ReadSection {
   ~ReadSection();
   ReadSection(const ReadSection&) = delete;
   ReadSection& operator=(const ReadSection&) = delete;
+  // Ends the section and begins another: views made before are no longer covered.
+  void Renew();
+  // True when this thread holds a read section of any store.
+  static bool InsideAny();
 
  private:
   const Log& log_;

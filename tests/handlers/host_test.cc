@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <mutex>
 #include <set>
 
@@ -101,6 +103,60 @@ TEST(HandlerHostTest, AGroupMemberWithAnIdleLimitWaitsUntilItsGroupIsCaughtUp) {
   ASSERT_TRUE(info.ok());
   EXPECT_GE(info->cursor, (*s)->ResolvedPosition()) << "the group still had lag when the host exited";
   ::munmap(mem, sizeof(std::atomic<int>));
+}
+
+// Invariant: a handler running on a worker thread sees its event whole or redacted, never a mix. The
+// reading thread hands views on to the workers; a redaction meanwhile waits until the workers are done with
+// the views the reader handed out (the host drains and renews its view scope every few milliseconds).
+class SlowCopy : public Handler {
+ public:
+  std::string_view name() const override { return "slow-copy"; }
+  Status Handle(const Event& e) override {
+    if (copied_.empty()) {
+      inside_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the redaction starts meanwhile
+      redacted_ = e.view.redacted;
+      copied_.assign(e.view.payload.begin(), e.view.payload.end());
+    }
+    return Status::Ok();
+  }
+  std::atomic<bool> inside_{false};
+  bool redacted_ = true;
+  std::string copied_;
+};
+
+TEST(HandlerHostTest, AHandlerOnAWorkerThreadSeesItsEventWholeOrRedacted) {
+  hfe::testing::TempDir dir;
+  auto s = store::EventStore::Open(dir.Sub("store"), HostStore());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto r = aggregates::Request::Create("request-1", "template-1", 1);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->Save(**s).ok());
+  uint64_t position = 0;
+  std::string original;
+  ASSERT_TRUE((*s)->ReadAll(0, [&](const store::EventView& v) {
+    position = v.position;
+    original.assign(v.payload.begin(), v.payload.end());
+    return false;
+  }).ok());
+  Registry registry;
+  auto slow = std::make_shared<SlowCopy>();
+  registry.RegisterAll(slow);
+  HostOptions o;
+  o.subscription = "slow";
+  o.idle_exit_ms = 300;
+  auto host = HandlerHost::Open(**s, registry, o);
+  ASSERT_TRUE(host.ok()) << host.status().ToString();
+  volatile std::sig_atomic_t stop = 0;
+  Status run;
+  std::thread t([&] { run = (*host)->Run(&stop); });
+  while (!slow->inside_) std::this_thread::yield();
+  auto redacted = (*s)->Redact(position);
+  t.join();
+  ASSERT_TRUE(run.ok()) << run.ToString();
+  ASSERT_TRUE(redacted.ok()) << redacted.status().ToString();
+  EXPECT_FALSE(slow->redacted_);
+  EXPECT_EQ(original, slow->copied_);  // not a byte zeroed under the handler
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "store/event_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -566,6 +567,33 @@ TEST_F(EventStoreTest, AReaderSeesAnEventWholeOrRedactedNeverAMix) {
   auto rep = store_->Verify();
   ASSERT_TRUE(rep.ok());
   EXPECT_TRUE(rep->ok()) << (rep->problems.empty() ? "" : rep->problems[0]);
+}
+
+// A redaction asked for inside a visit would wait for its own view: it is refused, and nothing changes.
+// A reader that died inside its visit holds nobody up: its slot is taken back.
+TEST_F(EventStoreTest, RedactionRefusesToWaitForItselfAndNotForTheDead) {
+  uint64_t pos = 0;
+  ASSERT_TRUE(Append("user-8", ExpectedVersion::NoStream(), {TestEvent("personal")}, {&pos, 1}).ok());
+  Status inside;
+  ASSERT_TRUE(store_->ReadStream("user-8", 0, [&](const EventView&) {
+    inside = store_->Redact(pos).status();
+    return true;
+  }).ok());
+  EXPECT_EQ(StatusCode::kFailedPrecondition, inside.code()) << inside.ToString();
+  hfe::testing::Children kids;
+  pid_t p = kids.Spawn([&] {
+    auto s = EventStore::Open(dir_.Sub("store"), testing::SmallStore());
+    if (!s.ok()) return 1;
+    (void)(*s)->ReadStream("user-8", 0, [](const EventView&) {
+      ::raise(SIGKILL);  // dies holding a view
+      return true;
+    });
+    return 2;
+  });
+  ASSERT_EQ(128 + SIGKILL, kids.Wait(p));
+  auto r = store_->Redact(pos);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->event.redacted);
 }
 
 // Invariant: a hard delete is decided in log order. An append that passed every check before the delete

@@ -527,6 +527,37 @@ TEST(SyncPolicyTest, DiskStoreWithEachPolicyReopensComplete) {
   }
 }
 
+// Invariant: a resolver killed while applying a hard delete of a stream that had no slot leaves the stream
+// table's count as a clean run would: the redo counts the slot from the verdict, once.
+TEST_F(RecoveryTest, AResolverKilledApplyingAHardDeleteCountsItsSlotOnce) {
+  AppendSome(2);
+  uint64_t before = 0, clean_delta = 0;
+  {
+    auto s = OpenStore();
+    ASSERT_TRUE(s);
+    before = s->Stats().streams;
+    ASSERT_TRUE(s->DeleteStream("ghost-clean", /*hard=*/true).ok());
+    clean_delta = s->Stats().streams - before;  // "$meta-ghost-clean" and the tombstone's slot
+    before = s->Stats().streams;
+  }
+  hfe::testing::Children kids;
+  pid_t p = kids.Spawn([&] {
+    auto s = OpenStore();
+    if (!s) return 1;
+    g_kill_at = FaultPoint::kResolverMidApply;
+    internal::g_fault_hook.store(&KillAtPoint);
+    (void)s->DeleteStream("ghost", /*hard=*/true);
+    return 0;
+  });
+  ASSERT_EQ(128 + SIGKILL, kids.Wait(p));
+  auto s = OpenStore();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(clean_delta, s->Stats().streams - before);
+  EXPECT_TRUE(s->GetStream("ghost").hard_deleted);
+  testing::TestEvent e("no");
+  EXPECT_EQ(StatusCode::kFailedPrecondition, s->Append("ghost", ExpectedVersion::Any(), {&e.data, 1}).status().code());
+}
+
 // Invariant: on a disk store, the kernel may write control-file pages back before the segment pages they
 // describe; after a power loss the next opener rebuilds the tables from the log instead of trusting them.
 // Simulated here: segment 0 is put back as it was before a second writer's appends (their bytes "never
