@@ -184,7 +184,11 @@ class BridgeTest : public ::testing::Test {
     return Bridge(store, a);
   }
   pid_t Import(const std::string& store, std::vector<std::string> more = {}) {
-    std::vector<std::string> a{"import", "--brokers", cluster_.bootstraps(), "--topic", topic_, "--group", "host-b"};
+    // The mock cluster (librdkafka 2.0) holds a rejoining group for the session timeout less a second, even
+    // after a clean LeaveGroup, and answers a first join after 3 s (a member's session must outlast that): a
+    // 4 s session keeps restarts quick (a real cluster rebalances at once on a LeaveGroup).
+    std::vector<std::string> a{"import", "--brokers", cluster_.bootstraps(), "--topic", topic_, "--group", "host-b",
+                               "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500"};
     a.insert(a.end(), more.begin(), more.end());
     return Bridge(store, a);
   }
