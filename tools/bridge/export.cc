@@ -132,9 +132,8 @@ Result<KafkaConf> ProducerConf(const ExportOptions& o) {
 Status NewProducer(ExportState& s) {
   auto conf = ProducerConf(s.o);
   if (!conf.ok()) return conf.status();
-  char v[8] = {0};
-  size_t n = sizeof v;
-  s.debug = rd_kafka_conf_get(conf->get(), "debug", v, &n) == RD_KAFKA_CONF_OK && n > 1;
+  size_t n = 0;  // the length of the debug property's value, with its NUL: more than 1 when it is set
+  s.debug = rd_kafka_conf_get(conf->get(), "debug", nullptr, &n) == RD_KAFKA_CONF_OK && n > 1;
   rd_kafka_conf_set_opaque(conf->get(), &s);
   rd_kafka_conf_set_dr_msg_cb(conf->get(), OnDelivery);
   rd_kafka_conf_set_error_cb(conf->get(), OnError);

@@ -282,9 +282,8 @@ Result<ImportReport> RunImport(store::EventStore& store, const ImportOptions& o)
   auto s = std::make_unique<ImportState>(o, store);
   auto conf = ConsumerConf(o);
   if (!conf.ok()) return conf.status();
-  char dbg[8] = {0};
-  size_t dn = sizeof dbg;
-  s->debug = rd_kafka_conf_get(conf->get(), "debug", dbg, &dn) == RD_KAFKA_CONF_OK && dn > 1;
+  size_t dn = 0;  // the length of the debug property's value, with its NUL: more than 1 when it is set
+  s->debug = rd_kafka_conf_get(conf->get(), "debug", nullptr, &dn) == RD_KAFKA_CONF_OK && dn > 1;
   rd_kafka_conf_set_opaque(conf->get(), s.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), OnRebalance);
   rd_kafka_conf_set_error_cb(conf->get(), OnError);
