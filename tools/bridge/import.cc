@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ struct ImportState {
   int64_t printed_at = 0;
   bool debug = false;
   int64_t started_ns = clock::WallNanos();
+  std::vector<uint64_t> aligned;  // a record's value, copied when it is not 8-byte aligned
 
   void Error(const std::string& text) {
     last_error = text;
@@ -184,6 +186,12 @@ Result<Outcome> Apply(ImportState& s, const rd_kafka_message_t* m) {
   if (!version) return Park(s, m, v, "expected a 'version' header holding a decimal number; found none or a bad one");
   if (type == 0) return Park(s, m, v, "expected an 'event-type' header naming an event type; found none or an unknown one");
   std::span<const uint8_t> payload(static_cast<const uint8_t*>(m->payload), m->len);
+  if (reinterpret_cast<uintptr_t>(m->payload) % alignof(uint64_t) != 0) {
+    // FlatBuffers reads its fields in place and needs them aligned; a record's value can sit anywhere.
+    s.aligned.resize((m->len + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+    if (m->len > 0) std::memcpy(s.aligned.data(), m->payload, m->len);
+    payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.aligned.data()), m->len);
+  }
   const schema::Envelope* env = handlers::VerifiedEnvelope(payload);
   if (!env) return Park(s, m, v, "the value is not a valid hfevents Envelope (FlatBuffers verification failed)");
   if (env->event_id() && (env->event_id()->hi() != id->hi || env->event_id()->lo() != id->lo)) {
