@@ -42,5 +42,6 @@ void AddDebugVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddProviderVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddDemoVerb(CLI::App& app, GlobalOptions& g, int& rc);
 void AddSnapshotVerbs(CLI::App& app, GlobalOptions& g, int& rc);
+void AddBridgeVerb(CLI::App& app, GlobalOptions& g, int& rc);  // tools/bridge/bridge_verb.cc
 
 }  // namespace hfe::tools

@@ -9,6 +9,7 @@
 #include "handlers/workflow/command_bus.h"
 #include "handlers/workflow/workflow_handler.h"
 #include "ipc/clock.h"
+#include "tools/bridge/bridge.h"
 #include "tools/cli_common.h"
 
 namespace hfe::tools {
@@ -100,6 +101,9 @@ int Debug(const GlobalOptions& g, const DebugArgs& a) {
       j["command_bus"] = {{"receiver_pid", bus->receiver_pid}, {"received", bus->received},
                           {"pending", bus->pending}, {"senders", senders}};
     }
+    // The Kafka bridges that ran on this store, from their stats files: lag and the last error.
+    auto bridges = bridge::ReadStats((*s)->dir());
+    if (!bridges.empty()) j["bridges"] = bridges;
     if (g.json) std::cout << j.dump() << "\n";
     else {
       std::printf("%s: %llu events in %llu streams, %llu segment(s), %llu damaged frame(s), %llu unresolved bytes\n",
@@ -112,6 +116,18 @@ int Debug(const GlobalOptions& g, const DebugArgs& a) {
                     bus->receiver_pid ? ("provider pid " + std::to_string(bus->receiver_pid)).c_str() : "no provider attached",
                     static_cast<unsigned long long>(bus->received), static_cast<unsigned long long>(bus->pending),
                     bus->senders.size());
+      }
+      for (const auto& x : bridges) {
+        const bool exp = x.value("kind", "") == "export";
+        std::string lag = exp ? "lag " + std::to_string(x.value("lag_bytes", 0ull)) + " bytes, " +
+                                    std::to_string(x.value("in_flight", 0ull)) + " in flight"
+                              : "lag " + std::to_string(x.value("lag_records", 0ll)) + " records, " +
+                                    std::to_string(x.value("parked_total", 0ull)) + " parked";
+        std::string err = x.value("last_error", "");
+        std::printf("bridge %s %s -> topic %s: %s (pid %d), %s%s%s\n", x.value("kind", "").c_str(),
+                    x.value("name", "").c_str(), x.value("topic", "").c_str(),
+                    x.value("alive", false) ? "running" : "not running", x.value("pid", 0), lag.c_str(),
+                    err.empty() ? "" : "; last error: ", err.c_str());
       }
     }
     return rep->ok() ? 0 : 1;

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   hfe::tools::AddProviderVerb(app, g, rc);
   hfe::tools::AddDemoVerb(app, g, rc);
   hfe::tools::AddSnapshotVerbs(app, g, rc);
+  hfe::tools::AddBridgeVerb(app, g, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
