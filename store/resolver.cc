@@ -81,10 +81,32 @@ Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
   uint32_t spins = 0;
   int64_t waiting_since = 0;
   bool suspect = false;  // waited long enough to check whether the lease holder died
+  uint64_t seen = kNoPosition;  // the watermark when it last moved, and since when
+  int64_t seen_since = 0;
   for (;;) {
     // Acquire: pairs with PublishResolved(); our frame's verdict is visible once the watermark passed it.
     uint64_t r = res.load(std::memory_order_acquire);
     if (r >= end) return Status::Ok();
+    if (suspect) {
+      // A holder that is alive but makes no progress (stopped by a signal, a debugger, a frozen cgroup)
+      // cannot be replaced safely: it would go on writing the tables when it resumes. Nobody waits for it
+      // past twice the unblock timeout (2 s at least, so that a holder merely descheduled on a loaded
+      // machine is not taken for stopped): the frame stays committed and is decided when it resumes or dies.
+      const int64_t now = clock::MonotonicNanos();
+      const int64_t patience = std::max<int64_t>(2 * static_cast<int64_t>(geo_.unblock_timeout_ns), 2'000'000'000);
+      if (r != seen) {
+        seen = r;
+        seen_since = now;
+      } else if (now - seen_since > patience) {
+        const uint64_t holder = A(ctl_->lease).load(std::memory_order_relaxed);
+        return Status(StatusCode::kUnavailable,
+                      "the resolver of '" + dir_ + "' (process " + std::to_string(liveness::TokenPid(holder)) +
+                          ") has made no progress for " + std::to_string((now - seen_since) / 1'000'000) +
+                          " ms (stopped by a signal, a debugger or a frozen cgroup?): the batch at position " +
+                          std::to_string(own_frame) + " is committed but not decided, and will be when that " +
+                          "process resumes or exits; append it again with the same event ids to learn the outcome");
+      }
+    }
     if (TryAcquireLease(suspect)) {
       Status s = Status::Ok();
       ResolveLoop(end, own_frame);

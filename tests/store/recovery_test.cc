@@ -527,6 +527,54 @@ TEST(SyncPolicyTest, DiskStoreWithEachPolicyReopensComplete) {
   }
 }
 
+// Invariant: nobody waits on a stopped resolver past twice the unblock timeout. A process that holds the
+// resolver role is stopped (SIGSTOP) at each step of deciding and applying a frame; another process's
+// append returns Unavailable naming it instead of hanging, its frame stays committed, and once the holder
+// resumes both appends are decided exactly once (the retry with the same ids learns the outcome).
+void StopAtPoint(FaultPoint p) {
+  if (p == g_kill_at) {
+    g_kill_at = FaultPoint::kGroupDispatch;  // once
+    ::raise(SIGSTOP);
+  }
+}
+
+TEST_F(RecoveryTest, AStoppedResolverBlocksNoAppenderPastTheTimeout) {
+  for (FaultPoint point : {FaultPoint::kResolverAfterVerdict, FaultPoint::kResolverAfterJournal,
+                           FaultPoint::kResolverMidApply}) {
+    auto s = OpenStore();
+    ASSERT_TRUE(s);
+    hfe::testing::Children kids;
+    pid_t holder = kids.Spawn([&] {
+      auto c = OpenStore();
+      if (!c) return 1;
+      g_kill_at = point;
+      internal::g_fault_hook.store(&StopAtPoint);
+      testing::TestEvent e("held");
+      return c->Append("held", ExpectedVersion::Any(), {&e.data, 1}).ok() ? 0 : 2;
+    });
+    int status = 0;
+    ASSERT_EQ(holder, ::waitpid(holder, &status, WUNTRACED));
+    ASSERT_TRUE(WIFSTOPPED(status));
+    testing::TestEvent mine("mine");
+    auto blocked = s->Append("mine", ExpectedVersion::NoStream(), {&mine.data, 1});
+    EXPECT_EQ(StatusCode::kUnavailable, blocked.status().code()) << blocked.status().ToString();
+    EXPECT_NE(std::string::npos, blocked.status().message().find("process " + std::to_string(holder)))
+        << blocked.status().message();
+    ::kill(holder, SIGCONT);
+    EXPECT_EQ(0, kids.Wait(holder));
+    auto again = s->Append("mine", ExpectedVersion::NoStream(), {&mine.data, 1});
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_TRUE(again->already_appended);  // the first attempt was decided once the holder resumed
+    EXPECT_EQ(1u, s->GetStream("mine").next_version);
+    EXPECT_EQ(1u, s->GetStream("held").next_version);
+    auto rep = s->Verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << rep->problems[0];
+    s.reset();
+    std::filesystem::remove_all(path());
+  }
+}
+
 // Invariant: a resolver killed while applying a hard delete of a stream that had no slot leaves the stream
 // table's count as a clean run would: the redo counts the slot from the verdict, once.
 TEST_F(RecoveryTest, AResolverKilledApplyingAHardDeleteCountsItsSlotOnce) {
