@@ -353,8 +353,18 @@ bool Rebalance(GroupState& s, int64_t now) {
       // generation (whose fresh ring lacks what the old one was given). Everything it did not ack goes to
       // the new owner.
       uint64_t acked = A(h->acked[p]).load(std::memory_order_acquire);
-      if (acked < A(h->dispatched[p]).load(std::memory_order_relaxed)) rewind_to = std::min(rewind_to, acked);
-      A(h->dispatched[p]).store(acked, std::memory_order_relaxed);
+      if (acked < A(h->dispatched[p]).load(std::memory_order_relaxed)) {
+        rewind_to = std::min(rewind_to, acked);
+        // Publish the rewind before forgetting what was dispatched. Once dispatched[p] == acked[p], GroupCursor
+        // no longer holds the cursor at acked[p]; only dispatch_position does. A dispatcher that dies (SIGKILL)
+        // from here to Dispatch's store of its cursor would otherwise leave dispatch_position past this
+        // partition's unacknowledged events, and its successor (which rewinds to GroupCursor) would skip them.
+        if (rewind_to < A(h->dispatch_position).load(std::memory_order_relaxed)) {
+          A(h->dispatch_position).store(rewind_to, std::memory_order_relaxed);
+        }
+      }
+      // Release: the lowered dispatch_position above is visible before the partition reads as drained.
+      A(h->dispatched[p]).store(acked, std::memory_order_release);
       // Release: pairs with the member's acquire of its owner word before it handles work of p.
       A(h->owner[p]).store(target_word, std::memory_order_release);
       rewind = true;

@@ -517,5 +517,61 @@ TEST(ConsumerGroupTest, AMemberDeclaredDeadMidHandlerDoesNotPullTheCursorBack) {
   EXPECT_EQ(0, kids.Wait(n));
   EXPECT_EQ(0u, counters->order_violations.load());
 }
+
+// Invariant: a dispatcher SIGKILLed after it rewound a dead member's partitions but before it dispatched from
+// the rewound position loses nothing: its successor starts below the partitions' unacknowledged events.
+// (Before the fix the successor started at the old dispatch position and those events reached no member.)
+void KillAtDispatch(internal::FaultPoint p) {
+  if (p == internal::FaultPoint::kGroupDispatch) ::raise(SIGKILL);
+}
+
+TEST(ConsumerGroupTest, ADispatcherKilledBetweenRewindAndDispatchLosesNothing) {
+  constexpr uint64_t kEvents = 2000, kStreams = 50;
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  auto* counters = Shared<GroupCounters>(1);
+  auto* seen = Shared<std::atomic<uint8_t>>(kEvents);
+  auto* stage = Shared<Stage>(4);
+  Plan first, idle, normal;
+  first.options.liveness_timeout_ms = 60'000;  // the idle member is not declared dead for being silent
+  idle.never_poll = true;                      // its ring keeps what it is given, unacknowledged
+  hfe::testing::Children kids;
+  pid_t x = kids.Spawn([&] { return RunMember(store_dir, first, &stage[0], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[0].joined == 1 && stage[0].polls.load() > 0; }));
+  pid_t y = kids.Spawn([&] { return RunMember(store_dir, idle, &stage[1], counters, seen, kEvents); });
+  ASSERT_TRUE(WaitFor([&] { return stage[1].joined == 1; }));
+  ::usleep(300'000);  // the dispatcher (x) sees y and gives it half of the partitions
+  ASSERT_EQ(0, Produce(store_dir, 0, kEvents, kStreams));
+  // x handles its half; y's half sits in y's ring.
+  uint64_t last = ~0ull;
+  ASSERT_TRUE(WaitFor([&] {
+    uint64_t m = Missing(seen, kEvents);
+    bool stable = m == last;
+    last = m;
+    ::usleep(100'000);
+    return stable && m > 0;
+  }));
+  const uint64_t missing_before = Missing(seen, kEvents);
+  RecordProperty("missing_before", static_cast<int>(missing_before));
+  kids.Kill(x);
+  EXPECT_EQ(128 + SIGKILL, kids.Wait(x));
+  kids.Kill(y);
+  EXPECT_EQ(128 + SIGKILL, kids.Wait(y));
+  // z takes the role, rewinds y's orphaned partitions, and dies at the top of Dispatch.
+  Plan killer;
+  pid_t z = kids.Spawn([&] {
+    internal::g_fault_hook.store(&KillAtDispatch);
+    return RunMember(store_dir, killer, &stage[2], counters, seen, kEvents);
+  });
+  EXPECT_EQ(128 + SIGKILL, kids.Wait(z));
+  pid_t w = kids.Spawn([&] { return RunMember(store_dir, normal, &stage[3], counters, seen, kEvents); });
+  EXPECT_TRUE(WaitFor([&] { return Missing(seen, kEvents) == 0 && CursorAtEnd(**s); }, 10))
+      << Missing(seen, kEvents) << " of " << kEvents << " events reached no member (" << missing_before
+      << " before the kills); group cursor at end: " << CursorAtEnd(**s);
+  stage[3].stop = 1;
+  EXPECT_EQ(0, kids.Wait(w));
+}
 }  // namespace
 }  // namespace hfe::store
