@@ -172,6 +172,7 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
       ipc::Publish(h, kGroupLayoutVersion);
       if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename '" + tmp + "'", errno);
     }
+    internal::Fault(internal::FaultPoint::kGroupCreated);
     PublishSubscriptionSlot(slot, name, start, types, o.stream_prefix, format::kSubscriptionGroup);
   }
   auto f = ipc::AttachRegion(path, kGroupMagic, kGroupLayoutVersion, 1'000'000'000, {0600, true});
@@ -190,7 +191,15 @@ Result<std::unique_ptr<GroupMember>> GroupMember::Join(EventStore& store, std::s
     return FailedPrecondition("group \"" + std::string(name) + "\" exists with another filter; join with the same one");
   }
   st->slot = FindSubscriptionSlot(log, name);
-  if (!st->slot || st->slot->kind != format::kSubscriptionGroup) {
+  if (!st->slot) {
+    // Under the admin lock no creator is half-way: a file without a slot is one whose creator died between
+    // publishing the file and the slot. Finish its work from the file's own start and filter.
+    format::SubscriptionSlot* slot = FreeSubscriptionSlot(log);
+    if (!slot) return ResourceExhausted("the store's subscription table is full; delete a subscription first");
+    PublishSubscriptionSlot(slot, name, h->start_position, types, o.stream_prefix, format::kSubscriptionGroup);
+    st->slot = slot;
+  }
+  if (st->slot->kind != format::kSubscriptionGroup) {
     return DataLoss("group \"" + std::string(name) + "\" has a file but no subscription slot; remove its file");
   }
   // Take a free member slot, or one whose process is gone (a member declared dead keeps its token until it

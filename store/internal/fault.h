@@ -15,6 +15,7 @@ enum class FaultPoint {
   kResolverAfterJournal, // journal written, tables not applied
   kResolverMidApply,     // stream table applied, dedup index half applied
   kGroupDispatch,        // a consumer group's dispatcher holds the dispatch lock and is about to push work
+  kGroupCreated,         // a new group's file is published, its subscription slot not yet
 };
 
 using FaultHook = void (*)(FaultPoint);

@@ -573,5 +573,37 @@ TEST(ConsumerGroupTest, ADispatcherKilledBetweenRewindAndDispatchLosesNothing) {
   stage[3].stop = 1;
   EXPECT_EQ(0, kids.Wait(w));
 }
+// Invariant: a process killed while creating a group (its file published, its subscription slot not yet)
+// leaves a group the next member can join: the slot is finished from the file, and events flow.
+void KillAtGroupCreated(internal::FaultPoint p) {
+  if (p == internal::FaultPoint::kGroupCreated) ::raise(SIGKILL);
+}
+
+TEST(ConsumerGroupTest, ACreatorKilledBeforeItsSlotLeavesAJoinableGroup) {
+  hfe::testing::TempDir dir;
+  const std::string store_dir = dir.Sub("store");
+  auto s = EventStore::Open(store_dir, GroupStore());
+  ASSERT_TRUE(s.ok());
+  hfe::testing::Children kids;
+  pid_t creator = kids.Spawn([&] {
+    auto c = EventStore::Open(store_dir, GroupStore());
+    if (!c.ok()) return 1;
+    internal::g_fault_hook.store(&KillAtGroupCreated);
+    (void)GroupMember::Join(**c, "half@made", GroupOptions{});
+    return 2;
+  });
+  ASSERT_EQ(128 + SIGKILL, kids.Wait(creator));
+  ASSERT_EQ(0, Produce(store_dir, 0, 10, 3));
+  auto m = GroupMember::Join(**s, "half@made", GroupOptions{});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  uint64_t handled = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = (*m)->Poll([&](const EventView&) { return ++handled, Status::Ok(); });
+    return n.ok() && handled >= 10;
+  }));
+  EXPECT_EQ(10u, handled);
+  EXPECT_TRUE(GroupMember::Info(**s, "half@made").ok());
+}
+
 }  // namespace
 }  // namespace hfe::store
