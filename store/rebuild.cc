@@ -111,7 +111,6 @@ Status Log::RebuildTables(RecoveryMode mode) {
     bool follows = verdict != kVerdictPending;
     if (follows && verdict == kVerdictAccepted) {
       // Each record must continue its stream: version and chain link as the walk so far says.
-      std::vector<std::pair<HashKey, Walked>> after;
       uint32_t soff = sizeof(FrameHeader);
       std::vector<HashKey> keys;
       for (uint32_t si = 0; si < h->stream_count; ++si) {

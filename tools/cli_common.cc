@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <sstream>
+
 namespace hfe::tools {
 
 int Fail(const Status& s) { return Fail(s.message()); }
@@ -55,6 +57,15 @@ Result<std::unique_ptr<store::EventStore>> OpenStore(const GlobalOptions& g, boo
                  static_cast<unsigned long long>(r.bytes_dropped), static_cast<unsigned long long>(r.frames_skipped));
   }
   return s;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
 }
 
 }  // namespace hfe::tools

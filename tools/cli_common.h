@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -29,6 +30,8 @@ int Fail(const std::string& message);
 // The library's stream-name rule for a --stream option, checked before anything is opened or printed:
 // Ok, or "--stream: <reason>".
 Status CheckStreamOption(std::string_view stream);
+// The non-empty items of a comma-separated list ("a,,b" -> {"a", "b"}).
+std::vector<std::string> Split(const std::string& s);
 
 // Opens the store; `create` allows creating it in a missing or empty directory (never in a directory that
 // holds something else).

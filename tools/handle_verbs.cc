@@ -96,15 +96,6 @@ class CountHandler : public handlers::Handler {
 // A consumer group of a subscription is named "<subscription>@<group>".
 std::string GroupName(const HandleArgs& a) { return a.subscription + "@" + a.group; }
 
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 // The handlers named by --handler, registered in `registry`; `counter` and `metrics` are set when asked for.
 struct BuiltHandlers {
   handlers::Registry registry;

@@ -44,15 +44,6 @@ in its stream, a bad header, a value that is not an Envelope) is parked with its
 `hostfactory parked --subscription kafka:<topic> --group <group>`. The store is created if missing.
 Stats: <store>/bridge/import.<group>.{json,prom}. Exit codes: 0 done, 1 failure, 2 bad usage.)";
 
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 int Usage(const Status& s) {
   std::fprintf(stderr, "hostfactory bridge: %s\n", s.message().c_str());
   return 2;
