@@ -1,6 +1,8 @@
 // The append path: validate, claim space (helping), write the frame and its CRC, commit, await the verdict.
 // No heap allocation and no system call on success, except once per segment when the next one is prepared.
 #include <emmintrin.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -32,6 +34,20 @@ uint8_t KindByte(ExpectedVersion::Kind k) {
 
 std::string Quote(std::string_view s) { return "\"" + std::string(s.substr(0, 200)) + "\""; }
 
+std::atomic_ref<uint64_t> A64(uint64_t& v) { return std::atomic_ref<uint64_t>(v); }
+
+// The stream entry `index` of a frame this process wrote (or the last one, for an index out of range).
+const StreamEntry* EntryAt(const uint8_t* f, uint32_t index) {
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  index = std::min<uint32_t>(index, h->stream_count - 1u);
+  uint32_t off = sizeof(FrameHeader);
+  for (uint32_t i = 0; i < index; ++i) off += StreamEntrySize(reinterpret_cast<const StreamEntry*>(f + off)->name_length);
+  return reinterpret_cast<const StreamEntry*>(f + off);
+}
+std::string_view EntryName(const StreamEntry* se) {
+  return {reinterpret_cast<const char*>(se) + sizeof(StreamEntry), se->name_length};
+}
+
 }  // namespace
 
 uint32_t Log::ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint32_t length) const {
@@ -50,34 +66,97 @@ uint32_t Log::ComputeFrameCrc(uint64_t segment_index, const uint8_t* frame, uint
   return crc;
 }
 
-void Log::PrepareSegment(uint64_t index) {
+namespace {
+
+// The preparer works only where a CPU would otherwise be idle: it never preempts a hot thread. A thread
+// inherits its creator's CPU pin and policy; it widens the pin to every online CPU and takes the idle
+// scheduling class, so it runs on a CPU nobody else wants (a producer alone, or a parked consumer) and yields
+// at once to any runnable thread. A hot thread that needs the mapping lock it holds sleeps on it, freeing its
+// CPU, so the lock is released within a chunk.
+void BecomeIdleHelper() {
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (long c = 0; c < online && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+  (void)::sched_setaffinity(0, sizeof all, &all);
+  sched_param none{};
+  (void)::sched_setscheduler(0, SCHED_IDLE, &none);
+}
+
+}  // namespace
+
+void Log::PrepareSegment(uint64_t index, bool for_append) const {
   // Hot path: one relaxed load. The first request for a segment hands it to the preparer thread.
-  uint64_t seen = prepare_requested_.load(std::memory_order_relaxed);
-  if (seen >= index || !prepare_requested_.compare_exchange_strong(seen, index, std::memory_order_relaxed)) return;
+  // The counters hold the newest segment asked for plus one (0: none yet).
+  std::atomic<uint64_t>& requested = for_append ? prepare_requested_append_ : prepare_requested_read_;
+  uint64_t seen = requested.load(std::memory_order_relaxed);
+  if (seen > index || !requested.compare_exchange_strong(seen, index + 1, std::memory_order_relaxed)) return;
   {
     std::lock_guard<std::mutex> lock(prepare_mu_);
-    prepare_wanted_ = std::max(prepare_wanted_, index);
+    if (index + 1 > prepare_wanted_) {  // prepare_wanted_: the segment to prepare plus one (0: none)
+      prepare_wanted_ = index + 1;
+      prepare_for_append_ = for_append;
+    } else if (index + 1 == prepare_wanted_) {
+      prepare_for_append_ |= for_append;
+    }
     if (!prepare_thread_.joinable()) {
       prepare_thread_ = std::thread([this] {
+        BecomeIdleHelper();
         std::unique_lock<std::mutex> lock(prepare_mu_);
         uint64_t done = 0;
         for (;;) {
           prepare_cv_.wait(lock, [&] { return stop_prepare_ || prepare_wanted_ > done; });
           if (stop_prepare_) return;
-          uint64_t want = prepare_wanted_;
+          const uint64_t want = prepare_wanted_ - 1;
+          const bool append = prepare_for_append_;
           lock.unlock();
-          Segment(want, /*create=*/true);  // creates, sizes and pre-faults it (MAP_POPULATE) in this process
-          std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
-          uint64_t p = prepared.load(std::memory_order_relaxed);
-          while (p < want && !prepared.compare_exchange_weak(p, want, std::memory_order_relaxed)) {
+          // An appender creates and sizes it; a reader maps it once an appender has created it.
+          if (Segment(want, /*create=*/append)) {
+            if (append) {
+              std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
+              uint64_t p = prepared.load(std::memory_order_relaxed);
+              while (p < want && !prepared.compare_exchange_weak(p, want, std::memory_order_relaxed)) {
+              }
+            }
+            // Only an appender's segment is warmed: its stores are what a fault delays. A reader's loads
+            // fault too, but a reader that keeps up has time to spare, and warming for it would take a core
+            // from the appenders it waits for.
+            if (append) TouchSegment(want);
           }
           lock.lock();
-          done = want;
+          done = want + 1;
         }
       });
     }
   }
   prepare_cv_.notify_one();
+}
+
+void Log::TouchSegment(uint64_t index) const {
+#if defined(__SANITIZE_THREAD__)
+  // A touch racing an appender that reached the segment early is harmless on the hardware (an atomic add of
+  // zero), but the race detector cannot know it: its builds go without the warm-up.
+  (void)index;
+#else
+  // MAP_POPULATE allocates the pages, but the first store of each page through this process's
+  // mapping still costs a fault, or a trap to the hypervisor under shadow paging (about 5 us a page). This
+  // thread takes those on the hot threads' behalf, 16 pages at a time under the mapping lock, so that
+  // retention cannot unmap the segment under it. Pages within 4 MiB of the tail, or behind it, are left
+  // alone: the touch stays clear of frames being written (an atomic add of zero could not lose their
+  // stores, but it would contend for their cache lines).
+  constexpr uint64_t kPage = 4096, kChunk = 16 * kPage, kMargin = 4ull << 20;
+  for (uint64_t off = 0; off < seg_size_; off += kChunk) {
+    if (stop_prepare_flag_.load(std::memory_order_relaxed)) return;
+    if (tail() + kMargin > index * seg_size_ + off) continue;
+    std::lock_guard<std::mutex> lock(map_mu_);
+    auto it = mapped_.find(index);
+    if (it == mapped_.end()) return;
+    uint8_t* base = it->second.node->base;
+    for (uint64_t p = off; p < off + kChunk && p < seg_size_; p += kPage) {
+      std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base + p)).fetch_add(0, std::memory_order_relaxed);
+    }
+  }
+#endif
 }
 
 Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
@@ -127,7 +206,7 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
       // A helper may have moved the tail already; the CAS must not overwrite `t`, our claimed position.
       uint64_t expected_tail = t;
       tail_ref.compare_exchange_strong(expected_tail, next, std::memory_order_acq_rel, std::memory_order_relaxed);
-      if (off + length > seg_size_ / 2) PrepareSegment(seg + 1);
+      PrepareSegment(off + length > seg_size_ / 2 ? seg + 1 : seg, /*for_append=*/true);
       *frame_out = f;
       return t;
     }
@@ -136,6 +215,18 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
 
 Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions,
                                  uint16_t record_flags) {
+  size_t events = 0;
+  for (const StreamAppend& a : appends) events += a.events.size();
+  if (!positions.empty() && positions.size() < events) {  // refused before anything is written
+    return InvalidArgument("positions span holds " + std::to_string(positions.size()) + " entries, the batch has " +
+                           std::to_string(events) + " events");
+  }
+  auto ticket = Commit(appends, record_flags, /*pipelined=*/false);
+  if (!ticket.ok()) return ticket.status();
+  return Await(*ticket, positions);
+}
+
+Result<AppendTicket> Log::Commit(std::span<const StreamAppend> appends, uint16_t record_flags, bool pipelined) {
   // ---- validate and size the frame
   if (appends.empty()) return InvalidArgument("append needs at least one stream; found none");
   if (appends.size() > kMaxStreamsPerFrame) {
@@ -170,10 +261,6 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
   if (size > seg_size_ - kSegmentHeaderSize) {
     return InvalidArgument("batch of " + std::to_string(size) + " bytes does not fit in a segment of " +
                            std::to_string(seg_size_) + " bytes; split it or use larger segments");
-  }
-  if (!positions.empty() && positions.size() < records) {
-    return InvalidArgument("positions span holds " + std::to_string(positions.size()) + " entries, the batch has " +
-                           std::to_string(records) + " events");
   }
   // Ids must be distinct within the batch (they are checked against the log by the resolver).
   if (records > 1) {
@@ -218,9 +305,6 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
     uint32_t off = sizeof(FrameHeader);
     for (const StreamAppend& a : appends) {
       auto* se = reinterpret_cast<StreamEntry*>(f + off);
-      internal::Hash128 hs = internal::HashStream(a.stream);
-      se->hash_lo = hs.lo;
-      se->hash_hi = hs.hi;
       se->expected_version = a.expected.version;
       se->expected_kind = KindByte(a.expected.kind);
       se->reserved = 0;
@@ -244,7 +328,6 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
         r->occurred_at_ns = e.occurred_at_ns != 0 ? e.occurred_at_ns : now;
         r->payload_length = static_cast<uint32_t>(e.payload.size());
         r->frame_offset = off;
-        r->reserved1 = 0;
         if (!e.payload.empty()) std::memcpy(f + off + sizeof(RecordHeader), e.payload.data(), e.payload.size());
         uint32_t rs = RecordSize(r->payload_length);
         std::memset(f + off + sizeof(RecordHeader) + e.payload.size(), 0, rs - sizeof(RecordHeader) - e.payload.size());
@@ -262,8 +345,68 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
     }
 
     internal::Fault(internal::FaultPoint::kAfterCommit);
+    if (pipelined) ResolveCommitted();
+    return AppendTicket{pos, length, static_cast<uint32_t>(records)};
+  }
+}
+
+void Log::ResolveCommitted() {
+  // A pipelined producer resolves what is committed when nobody holds the role, once every 16 of its batches:
+  // the lease, the wake-up and the consumers' view of the watermark are paid per run of frames, not per
+  // frame. Frames it leaves are resolved by the next batch, a Flush, an Await, or a reader that finds them.
+  if ((pipelined_since_resolve_.fetch_add(1, std::memory_order_relaxed) & 15) != 15) return;
+  if (A64(ctl_->lease).load(std::memory_order_relaxed) != 0 || !TryAcquireLease(false)) return;
+  ResolveLoop(0);
+  ReleaseLease();
+  WakeWaiters();
+}
+
+uint8_t* Log::TicketFrame(const AppendTicket& t) const {
+  const uint64_t off = t.position % seg_size_;
+  if (t.position == kNoPosition || off < kSegmentHeaderSize || t.length < sizeof(FrameHeader) ||
+      t.length % kFrameAlign != 0 || off + t.length > seg_size_ || t.position / seg_size_ < first_segment() ||
+      t.position >= tail()) {
+    return nullptr;
+  }
+  uint8_t* base = Segment(t.position / seg_size_, false);
+  if (!base) return nullptr;
+  uint8_t* f = base + off;
+  const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  // Acquire: pairs with the commit; the header is the one its writer committed.
+  if (StateAt(f).load(std::memory_order_acquire) != MakeCommitted(kTypeData, t.length) ||
+      h->writer_token != liveness::SelfToken() || h->record_count != t.events) {
+    return nullptr;
+  }
+  return f;
+}
+
+std::optional<Result<AppendResult>> Log::TryGet(const AppendTicket& t, std::span<uint64_t> positions) {
+  if (TicketFrame(t) && resolved() < t.position + t.length) {
+    HelpResolve(Help::kCheap);
+    if (resolved() < t.position + t.length) return std::nullopt;
+  }
+  return Await(t, positions);
+}
+
+Status Log::Flush() { return WaitResolved(tail()); }
+
+Result<AppendResult> Log::Await(const AppendTicket& t, std::span<uint64_t> positions) {
+  uint8_t* f = TicketFrame(t);
+  if (!f) {
+    return InvalidArgument("append ticket (position " + std::to_string(t.position) + ", " + std::to_string(t.length) +
+                           " bytes) names no batch committed to '" + dir_ + "'; pass a ticket AppendAsync returned");
+  }
+  const uint64_t pos = t.position;
+  const uint32_t length = t.length;
+  const uint64_t records = t.events;
+  if (!positions.empty() && positions.size() < records) {
+    return InvalidArgument("positions span holds " + std::to_string(positions.size()) + " entries, the batch has " +
+                           std::to_string(records) + " events");
+  }
+  {
     HFE_RETURN_IF_ERROR(WaitResolved(pos + length, pos));
     if (geo_.sync_policy == kSyncEveryAppend) SyncResolved(pos + length);
+    auto* h = reinterpret_cast<FrameHeader*>(f);
 
     // ---- the verdict
     // Acquire: pairs with the resolver's release store of the verdict; the record fields it wrote are visible.
@@ -294,14 +437,14 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
         return res;
       }
       case kVerdictConflict: {
-        const StreamAppend& a = appends[std::min<size_t>(VerdictStream(v), appends.size() - 1)];
+        const StreamEntry* se = EntryAt(f, VerdictStream(v));
         uint64_t actual = first->version;
         std::string found = actual == kNoVersion ? "no stream" : "version " + std::to_string(actual);
-        std::string want = a.expected.kind == ExpectedVersion::Kind::kNoStream       ? "no stream"
-                           : a.expected.kind == ExpectedVersion::Kind::kStreamExists ? "an existing stream"
-                                                                                     : "version " + std::to_string(a.expected.version);
+        std::string want = se->expected_kind == kExpectNoStream       ? "no stream"
+                           : se->expected_kind == kExpectStreamExists ? "an existing stream"
+                                                                      : "version " + std::to_string(se->expected_version);
         return Status(StatusCode::kWrongExpectedVersion,
-                      "stream " + Quote(a.stream) + ": expected " + want + ", found " + found +
+                      "stream " + Quote(EntryName(se)) + ": expected " + want + ", found " + found +
                           " (another writer appended first; reload the stream and retry)");
       }
       case kVerdictPartialDuplicate:
@@ -309,9 +452,8 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
                       "batch of " + std::to_string(records) + " events: some event ids were appended before and some " +
                           "not (expected all new or all already appended); resend the original batch unchanged, or use new ids");
       case kVerdictStreamDeleted: {
-        const StreamAppend& a = appends[std::min<size_t>(VerdictStream(v), appends.size() - 1)];
-        return FailedPrecondition("stream " + Quote(a.stream) + " was deleted for good (hard delete); it cannot be " +
-                                  "written again, use another stream name");
+        return FailedPrecondition("stream " + Quote(EntryName(EntryAt(f, VerdictStream(v)))) +
+                                  " was deleted for good (hard delete); it cannot be written again, use another stream name");
       }
       case kVerdictStreamTableFull:
         return ResourceExhausted("stream table of '" + dir_ + "' is full (" + std::to_string(max_streams_) +

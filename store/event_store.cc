@@ -83,6 +83,28 @@ Result<AppendResult> EventStore::AppendMulti(std::span<const StreamAppend> appen
   return log_->Append(appends, positions);
 }
 
+Result<AppendTicket> EventStore::AppendAsync(std::string_view stream, ExpectedVersion expected,
+                                             std::span<const EventData> events) {
+  HFE_RETURN_IF_ERROR(RefuseSystemStream(stream));
+  HFE_RETURN_IF_ERROR(CheckNotTombstoned(stream));
+  StreamAppend a{stream, expected, events};
+  return log_->Commit(std::span<const StreamAppend>(&a, 1), 0, /*pipelined=*/true);
+}
+
+Result<AppendTicket> EventStore::AppendMultiAsync(std::span<const StreamAppend> appends) {
+  for (const auto& a : appends) HFE_RETURN_IF_ERROR(RefuseSystemStream(a.stream));
+  for (const auto& a : appends) HFE_RETURN_IF_ERROR(CheckNotTombstoned(a.stream));
+  return log_->Commit(appends, 0, /*pipelined=*/true);
+}
+
+Result<AppendResult> EventStore::Await(const AppendTicket& ticket, std::span<uint64_t> positions) {
+  return log_->Await(ticket, positions);
+}
+std::optional<Result<AppendResult>> EventStore::TryGet(const AppendTicket& ticket, std::span<uint64_t> positions) {
+  return log_->TryGet(ticket, positions);
+}
+Status EventStore::Flush() { return log_->Flush(); }
+
 Result<AppendResult> EventStore::AppendSystem(std::string_view stream, ExpectedVersion expected,
                                               std::span<const EventData> events, std::span<uint64_t> positions) {
   if (stream.empty() || stream[0] != '$') {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -118,6 +119,19 @@ class EventStore {
   // Several streams, each with its own expectation, committed as one: all visible or none.
   // last_version in the result is that of the last stream's last event.
   Result<AppendResult> AppendMulti(std::span<const StreamAppend> appends, std::span<uint64_t> positions = {});
+  // Pipelined appends. AppendAsync checks and commits a batch as Append does, but returns at once with a
+  // ticket instead of waiting for the verdict; batches are decided in the order they were committed, each
+  // against its own expectations and ids, so a producer may keep many in flight (exact expected versions of
+  // one stream included: batch n+1 expects what batch n will make). Await(ticket) waits for the verdict and
+  // returns what Append would have (WrongExpectedVersion, already_appended, ...); TryGet returns it when it
+  // is decided and nullopt while it is not, without waiting; Flush returns once every batch committed so far
+  // is decided. A ticket stays valid while its segment is in the log; one of another store or process is
+  // refused (InvalidArgument). Append is AppendAsync followed by Await.
+  Result<AppendTicket> AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events);
+  Result<AppendTicket> AppendMultiAsync(std::span<const StreamAppend> appends);
+  Result<AppendResult> Await(const AppendTicket& ticket, std::span<uint64_t> positions = {});
+  std::optional<Result<AppendResult>> TryGet(const AppendTicket& ticket, std::span<uint64_t> positions = {});
+  Status Flush();
   // Stream names are 1..1024 bytes of valid UTF-8 without control characters. Names that begin with '$' are
   // the store's own streams ($meta-, $parked-, $performance, ...): Append and AppendMulti refuse them
   // (InvalidArgument); hfevents' own components write them through AppendSystem, which takes only such names.

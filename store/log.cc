@@ -34,6 +34,7 @@ Log::~Log() {
   {
     std::lock_guard<std::mutex> lock(prepare_mu_);
     stop_prepare_ = true;
+    stop_prepare_flag_.store(true, std::memory_order_relaxed);
   }
   prepare_cv_.notify_all();
   if (prepare_thread_.joinable()) prepare_thread_.join();
@@ -279,6 +280,7 @@ Status Log::Attach(const StoreOptions& o) {
   dedup_mask_ = G.dedup_slots - 1;
   max_streams_ = G.stream_slots * 7 / 10;
   scratch_.resize(kMaxStreamsPerFrame);
+  entry_hashes_.resize(kMaxStreamsPerFrame);
   if (auto tail_segment = MapSegment(t / seg_size_, /*create=*/true); !tail_segment.ok()) {
     return Status(tail_segment.status().code(), "the segment holding the tail of '" + dir_ +
                                                     "' cannot be opened: " + tail_segment.status().message());

@@ -55,10 +55,11 @@
 //   +----------------------------+ 0
 //   | SegmentHeader (64 bytes)   |
 //   +----------------------------+ 64
-//   | frame | frame | ... | pad  |   frames are 64-byte aligned; the last one pads to the end
+//   | frame | frame | ... | pad  |   frames are 32-byte aligned; the last one pads to the end
 //   +----------------------------+ segment_size
 //
-// Frame (64-byte aligned, `length` bytes including padding):
+// Frame (32-byte aligned, `length` bytes including padding; a 128-byte event appended alone to a stream with
+// a name of up to 16 bytes takes 256 bytes, in a batch of 16 about 190 bytes each):
 //   0                   1                   2                   3
 //   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //  +---------------------------------------------------------------+
@@ -76,22 +77,21 @@
 //  +---------------------------------------------------------------+
 //  |        writer_token (u64: pid | start time << 32)             | 24
 //  +---------------------------------------------------------------+
-//  | StreamEntry[stream_count] (32 bytes + name padded to 8 each)  | 32
+//  | StreamEntry[stream_count] (16 bytes + name padded to 8 each)  | 32
 //  +---------------------------------------------------------------+
-//  | RecordHeader (64 bytes) + payload (padded to 8), per record   | records_offset
+//  | RecordHeader (56 bytes) + payload (padded to 8), per record   | records_offset
 //  +---------------------------------------------------------------+
 //
-// StreamEntry:
+// StreamEntry (no hash of the name: the resolver hashes the name itself, so no producer can file a frame
+// under another stream's slot):
 //  +---------------------------------------------------------------+
-//  |        hash_lo (u64)                                          |  0
-//  |        hash_hi (u64)                                          |  8
-//  |        expected_version (i64; meaning by expected_kind)       | 16
+//  |        expected_version (i64; meaning by expected_kind)       |  0
 //  +---------------+---------------+-------------------------------+
-//  | expected_kind | reserved (u8) |  name_length (u16)            | 24
+//  | expected_kind | reserved (u8) |  name_length (u16)            |  8
 //  +---------------+---------------+-------------------------------+
-//  |        event_count (u32, events of this stream in the frame)  | 28
+//  |        event_count (u32, events of this stream in the frame)  | 12
 //  +---------------------------------------------------------------+
-//  |        name bytes, zero-padded to a multiple of 8             | 32
+//  |        name bytes, zero-padded to a multiple of 8             | 16
 //  +---------------------------------------------------------------+
 //
 // RecordHeader:
@@ -109,8 +109,6 @@
 //  |        payload_length (u32)                                   | 48
 //  +---------------------------------------------------------------+
 //  |        frame_offset (u32: this record's offset in its frame)  | 52
-//  +---------------------------------------------------------------+
-//  |        reserved (u64, zero)                                   | 56
 //  +---------------------------------------------------------------+
 //
 // Resolver-written fields (verdict; each record's version and prev_position) are outside the CRC: they are
@@ -134,11 +132,13 @@ namespace hfe::store::format {
 
 inline constexpr uint64_t kControlMagic = 0x31564548'4c525443ull;   // "CTRLHEV1"
 inline constexpr uint64_t kSegmentMagic = 0x31564548'474d4553ull;   // "SEGMHEV1"
-inline constexpr uint32_t kLayoutVersion = 3;  // 2: subscription table; 3: tombstones, PID namespace, readers
+// 2: subscription table; 3: tombstones, PID namespace, readers; 4: compact frames (32-byte alignment, 16-byte
+// stream entries without hashes, 56-byte record headers)
+inline constexpr uint32_t kLayoutVersion = 4;
 
 inline constexpr uint64_t kNoPosition = ~0ull;
 inline constexpr uint64_t kNoVersion = ~0ull;     // "the stream has no events" (version -1)
-inline constexpr uint32_t kFrameAlign = 64;
+inline constexpr uint32_t kFrameAlign = 32;
 inline constexpr uint32_t kSegmentHeaderSize = 64;
 inline constexpr uint32_t kControlHeaderSize = 4096;
 inline constexpr uint32_t kMaxStreamName = 1024;
@@ -204,8 +204,6 @@ static_assert(sizeof(FrameHeader) == 32);
 inline constexpr uint32_t kCrcHeaderBegin = 16;  // header bytes [16, 32) are covered by the CRC
 
 struct StreamEntry {
-  uint64_t hash_lo;
-  uint64_t hash_hi;
   uint64_t expected_version;
   uint8_t expected_kind;
   uint8_t reserved;
@@ -213,13 +211,12 @@ struct StreamEntry {
   uint32_t event_count;
   // followed by name bytes, zero-padded to a multiple of 8
 };
-static_assert(offsetof(StreamEntry, hash_lo) == 0);
-static_assert(offsetof(StreamEntry, hash_hi) == 8);
-static_assert(offsetof(StreamEntry, expected_version) == 16);
-static_assert(offsetof(StreamEntry, expected_kind) == 24);
-static_assert(offsetof(StreamEntry, name_length) == 26);
-static_assert(offsetof(StreamEntry, event_count) == 28);
-static_assert(sizeof(StreamEntry) == 32);
+static_assert(offsetof(StreamEntry, expected_version) == 0);
+static_assert(offsetof(StreamEntry, expected_kind) == 8);
+static_assert(offsetof(StreamEntry, reserved) == 9);
+static_assert(offsetof(StreamEntry, name_length) == 10);
+static_assert(offsetof(StreamEntry, event_count) == 12);
+static_assert(sizeof(StreamEntry) == 16);
 inline constexpr uint32_t StreamEntrySize(uint32_t name_length) {
   return static_cast<uint32_t>(sizeof(StreamEntry) + AlignUp(name_length, 8));
 }
@@ -235,7 +232,6 @@ struct RecordHeader {
   int64_t occurred_at_ns;
   uint32_t payload_length;
   uint32_t frame_offset;   // offset of this record from its frame's start
-  uint64_t reserved1;
   // followed by payload_length bytes, zero-padded to a multiple of 8
 };
 static_assert(offsetof(RecordHeader, version) == 0);
@@ -248,8 +244,7 @@ static_assert(offsetof(RecordHeader, flags) == 38);
 static_assert(offsetof(RecordHeader, occurred_at_ns) == 40);
 static_assert(offsetof(RecordHeader, payload_length) == 48);
 static_assert(offsetof(RecordHeader, frame_offset) == 52);
-static_assert(offsetof(RecordHeader, reserved1) == 56);
-static_assert(sizeof(RecordHeader) == 64);
+static_assert(sizeof(RecordHeader) == 56);
 inline constexpr uint32_t kCrcRecordBegin = 16;  // record bytes [16, end) are covered by the CRC
 // RecordHeader.flags. Redacted: the payload was zeroed in place (length and position kept) and the frame's
 // CRC recomputed; readers present the event as redacted, with no body.

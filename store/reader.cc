@@ -275,16 +275,20 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
     c.positioned = true;
   }
   uint64_t end = resolved();
-  if (end <= c.frame && end < tail()) {
-    // Nothing new is resolved though frames are claimed: help cheaply, and after a millisecond without
-    // progress, as one who suspects a dead writer or resolver.
+  if (end <= c.frame && (++c.idle_polls & 63) == 0 && end < tail()) {
+    // Nothing new is resolved though frames are claimed. Normally an appender is resolving them (its own
+    // frame, or a pipelined producer's run of frames), and a poller that reached for the lease, the tail and
+    // the clock on every call would only steal its cache lines, or its work: every 64th idle poll looks at
+    // the clock, and helps only once the watermark has not moved for 50 us (cheaply), or for a millisecond
+    // (as one who suspects a dead writer or resolver).
     int64_t now = clock::MonotonicNanos();
     if (c.stall_at != end) {
       c.stall_at = end;
       c.stall_since = now;
+    } else if (now - c.stall_since > 50'000) {
+      const_cast<Log*>(this)->HelpResolve(now - c.stall_since > 1'000'000 ? Help::kUnblock : Help::kCheap);
+      end = resolved();
     }
-    const_cast<Log*>(this)->HelpResolve(now - c.stall_since > 1'000'000 ? Help::kUnblock : Help::kCheap);
-    end = resolved();
   }
   size_t n = 0;
   EventView v;
@@ -302,6 +306,9 @@ Result<size_t> Log::ReadBatch(ReadCursor& c, size_t max, const EventFilter& filt
       }
       return Damaged(dir_, c.frame, "segment missing");
     }
+    // Past half of a segment, the preparer thread maps the next one, so that this path never waits for a
+    // mapping (one relaxed load here once asked).
+    if (c.frame % seg_size_ > seg_size_ / 2) PrepareSegment(c.frame / seg_size_ + 1, /*for_append=*/false);
     uint8_t* f = base + c.frame % seg_size_;
     uint64_t s = StateAt(f).load(std::memory_order_acquire);
     uint32_t len = StateAbsLength(s);

@@ -97,7 +97,6 @@ Status Log::RebuildTables(RecoveryMode mode) {
     }
     std::string bad = CheckFrameBounds(f, len);
     if (bad.empty() && pos + len > durable && !CheckFrameCrc(pos, f, len)) bad = "CRC mismatch";
-    if (bad.empty() && !StreamHashesMatch(f)) bad = "stream hash does not match its name";
     if (!bad.empty()) {
       lost = bad;
       break;
@@ -115,7 +114,9 @@ Status Log::RebuildTables(RecoveryMode mode) {
       std::vector<HashKey> keys;
       for (uint32_t si = 0; si < h->stream_count; ++si) {
         const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
-        keys.push_back({se->hash_lo, se->hash_hi});
+        const auto hs = internal::HashStream(
+            std::string_view(reinterpret_cast<const char*>(se) + sizeof(StreamEntry), se->name_length));
+        keys.push_back({hs.lo, hs.hi});
         soff += StreamEntrySize(se->name_length);
       }
       std::unordered_map<uint32_t, Walked> local;

@@ -68,10 +68,10 @@ void Log::PublishResolved(uint64_t pos) {
   A(ctl_->resolved).store(pos, std::memory_order_release);
 }
 
-static void WakeWaiters(ControlHeader* ctl) {
+void Log::WakeWaiters() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);  // orders the watermark store before the waiters load
-  if (std::atomic_ref<uint32_t>(ctl->waiters).load(std::memory_order_relaxed) != 0) {
-    futex::Wake(reinterpret_cast<std::atomic<uint32_t>*>(&ctl->resolved));
+  if (std::atomic_ref<uint32_t>(ctl_->waiters).load(std::memory_order_relaxed) != 0) {
+    futex::Wake(reinterpret_cast<std::atomic<uint32_t>*>(&ctl_->resolved));
   }
 }
 
@@ -116,7 +116,7 @@ Status Log::WaitResolved(uint64_t end, uint64_t own_frame) {
                      " (no valid frame where one must be); run `hostfactory verify`, then reopen alone to recover");
       }
       ReleaseLease();
-      WakeWaiters(ctl_);
+      WakeWaiters();
       if (!s.ok()) return s;
       continue;
     }
@@ -162,7 +162,7 @@ void Log::HelpResolve(Help help) {
     ResolveLoop(help == Help::kUnblock ? r + 1 : 0);
   }
   ReleaseLease();
-  WakeWaiters(ctl_);
+  WakeWaiters();
 }
 
 // ------------------------------------------------------------------------------------------ the walk
@@ -206,7 +206,7 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
         continue;
       }
       if (since_wake != 0) {
-        WakeWaiters(ctl_);
+        WakeWaiters();
         since_wake = 0;
       }
       _mm_pause();
@@ -221,7 +221,7 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
     pos += len;
     PublishResolved(pos);
     if (++since_wake >= 64) {
-      WakeWaiters(ctl_);
+      WakeWaiters();
       since_wake = 0;
     }
   }
@@ -231,9 +231,14 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
 void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
   auto* h = reinterpret_cast<FrameHeader*>(f);
   std::atomic_ref<uint32_t> verdict(h->verdict);
+  // Bounds first (names are read to hash them), then each stream's hash, once for deciding and applying.
+  if (!trusted && !CheckFrameBounds(f, len).empty()) {
+    if (verdict.load(std::memory_order_acquire) == kVerdictPending) verdict.store(kVerdictCorrupt, std::memory_order_release);
+  }
+  HashEntries(f);
   if (verdict.load(std::memory_order_acquire) == kVerdictPending) {
     uint32_t v = kVerdictAccepted;
-    if ((!trusted && (!CheckFrameBounds(f, len).empty() || !CheckFrameCrc(pos, f, len))) || !StreamHashesMatch(f)) {
+    if (!trusted && !CheckFrameCrc(pos, f, len)) {  // bounds were checked above
       v = kVerdictCorrupt;
     } else {
       const uint32_t k = h->record_count;
@@ -267,7 +272,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
         uint64_t new_streams = 0;
         for (uint32_t si = 0; si < h->stream_count && v == kVerdictAccepted; ++si) {
           auto* se = reinterpret_cast<StreamEntry*>(f + soff);
-          StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
+          StreamSlot* slot = FindStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
           const uint64_t word = slot ? Load(slot->next_version) : 0;
           const uint64_t next = SlotVersion(word);
           scratch_[si] = {slot, next, slot ? Load(slot->last_position) : kNoPosition};
@@ -359,8 +364,8 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   uint32_t soff = sizeof(FrameHeader);
   for (uint32_t si = 0; si < h->stream_count; ++si) {
     auto* se = reinterpret_cast<StreamEntry*>(f + soff);
-    StreamSlot* slot = FindStream(se->hash_lo, se->hash_hi);
-    if (!slot) slot = InsertStream(se->hash_lo, se->hash_hi);
+    StreamSlot* slot = FindStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
+    if (!slot) slot = InsertStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
     if (slot) {
       // Release: pairs with GetStream()'s acquire loads; a reader that sees the new position also sees this
       // frame's verdict and record fields (written above), so ViewAt accepts it before the watermark moves.
@@ -423,24 +428,31 @@ void Log::Repair() {
   Store(ctl_->stream_count, Load(ctl_->journal_stream_count));
   Store(ctl_->dedup_count, Load(ctl_->journal_dedup_base));
   DedupRebuild();
+  if (VerdictCode(std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).load(std::memory_order_acquire)) ==
+      kVerdictAccepted) {
+    HashEntries(f);  // an accepted frame passed the bounds check: its entries can be walked
+  }
   ApplyFrame(pos, f);
   PublishResolved(pos + StateAbsLength(s));
 }
 
 // ------------------------------------------------------------------------------------------ frame checks
-bool Log::StreamHashesMatch(const uint8_t* f) const {
-  // The stream table is keyed by the hashes a producer wrote: recomputed here, so that a scribbled or forged
-  // hash (zero marks an empty slot) can never address another stream's slot.
+void Log::HashEntries(const uint8_t* f) {
+  // The stream table is keyed by the hashes of the names in the frame, computed here: a producer never
+  // supplies one, so none can address another stream's slot. Only for a frame whose bounds hold (or a
+  // trusted one this process wrote); a corrupt frame is never applied, so its entries are left unhashed.
   const auto* h = reinterpret_cast<const FrameHeader*>(f);
+  if (VerdictCode(std::atomic_ref<const uint32_t>(h->verdict).load(std::memory_order_acquire)) == kVerdictCorrupt ||
+      h->stream_count > kMaxStreamsPerFrame) {
+    return;
+  }
   uint32_t soff = sizeof(FrameHeader);
   for (uint32_t si = 0; si < h->stream_count; ++si) {
     const auto* se = reinterpret_cast<const StreamEntry*>(f + soff);
-    const auto hs = internal::HashStream(
+    entry_hashes_[si] = internal::HashStream(
         std::string_view(reinterpret_cast<const char*>(f + soff + sizeof(StreamEntry)), se->name_length));
-    if (hs.lo != se->hash_lo || hs.hi != se->hash_hi) return false;
     soff += StreamEntrySize(se->name_length);
   }
-  return true;
 }
 
 std::optional<internal::Hash128> Log::TombstoneTarget(const uint8_t* f) const {

@@ -63,6 +63,13 @@ struct AppendResult {
   std::string_view original_stream;
 };
 
+// A batch committed by AppendAsync: Await or TryGet collects its verdict. Valid for the store that made it.
+struct AppendTicket {
+  uint64_t position = ~0ull;  // where the batch's frame starts in the log
+  uint32_t length = 0;        // the frame's length in bytes
+  uint32_t events = 0;        // events in the batch
+};
+
 // A stored event, read in place. The spans point into the shared mapping, which stays mapped while the
 // EventStore that produced them is open (until ReleaseRetired unmaps segments retention retired). The payload
 // is the event's whole body, or zeros when it was redacted, for as long as the visit that received the view

@@ -30,6 +30,7 @@ struct ReadCursor {
   bool positioned = false;  // false: `from` is set, `frame` is found on the first read
   uint64_t stall_at = ~0ull;  // watermark seen without progress, and since when
   int64_t stall_since = 0;
+  uint32_t idle_polls = 0;    // polls that found nothing new (helping the resolver is tried every 64th)
 };
 
 // Header-only filter: a set of event types (none set: all) and a stream-name prefix. Streams whose names
@@ -88,6 +89,15 @@ class Log {
   // `record_flags` go into every record's header (the store's own writers: kRecordTombstone).
   Result<AppendResult> Append(std::span<const StreamAppend> appends, std::span<uint64_t> positions,
                               uint16_t record_flags = 0);
+  // Validates, writes and commits a batch without waiting for its verdict. `pipelined`: the caller will
+  // collect the verdict later, and the producer resolves committed frames in runs (see ResolveCommitted).
+  Result<AppendTicket> Commit(std::span<const StreamAppend> appends, uint16_t record_flags, bool pipelined);
+  // Waits for a committed batch's verdict (resolving frames itself when the role is free).
+  Result<AppendResult> Await(const AppendTicket& ticket, std::span<uint64_t> positions);
+  // The verdict when decided (helping cheaply once), nullopt when not yet.
+  std::optional<Result<AppendResult>> TryGet(const AppendTicket& ticket, std::span<uint64_t> positions);
+  // Returns once every batch committed before the call is decided.
+  Status Flush();
 
   // ---- resolver (resolver.cc)
   // Returns once the resolved watermark is at or past `end` (resolving frames itself when the role is free).
@@ -181,7 +191,13 @@ class Log {
 
   // appender.cc
   Result<uint64_t> Claim(uint32_t length, uint8_t** frame_out);
-  void PrepareSegment(uint64_t index);
+  // The frame of a ticket this process committed to this store, or null when the ticket names none.
+  uint8_t* TicketFrame(const AppendTicket& t) const;
+  void ResolveCommitted();
+  // Asks the preparer thread to map segment `index` ahead of use: an appender's request creates it and
+  // warms its pages for writing, a reader's maps it once an appender has created it.
+  void PrepareSegment(uint64_t index, bool for_append) const;
+  void TouchSegment(uint64_t index) const;
 
   // resolver.cc
   bool TryAcquireLease(bool check_dead);
@@ -193,11 +209,13 @@ class Log {
   void ResolveLoop(uint64_t wait_until, uint64_t own_frame = format::kNoPosition);
   void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length, bool trusted);
   void ApplyFrame(uint64_t pos, uint8_t* frame);
-  // False when a stream entry's hash is not the hash of its name.
-  bool StreamHashesMatch(const uint8_t* frame) const;
+  // Hashes the names of a frame's stream entries into entry_hashes_ (lease held; bounds already checked).
+  void HashEntries(const uint8_t* frame);
   // The hash of the stream a frame hard-deletes (a tombstone record of "$meta-<stream>"), if it is one.
   std::optional<internal::Hash128> TombstoneTarget(const uint8_t* frame) const;
   void PublishResolved(uint64_t pos);
+  // Wakes processes parked on the watermark, if any (one fence and one load when none is).
+  void WakeWaiters() const;
   format::StreamSlot* InsertStream(uint64_t hash_lo, uint64_t hash_hi);
   uint64_t DedupLookup(uint64_t hi, uint64_t lo) const;
   void DedupInsert(uint64_t hi, uint64_t lo, uint64_t ring_slot);
@@ -266,15 +284,20 @@ class Log {
     uint64_t last_position;
   };
   std::vector<StreamScratch> scratch_;
+  std::vector<internal::Hash128> entry_hashes_;  // per stream entry of the frame being resolved
   std::mutex lease_mu_;   // threads of this process take the shared lease one at a time
+  std::atomic<uint32_t> pipelined_since_resolve_{0};
 
   // Segment preparation off the append path: a per-process thread creates and pre-faults the next segment.
-  std::thread prepare_thread_;
-  std::mutex prepare_mu_;
-  std::condition_variable prepare_cv_;
-  uint64_t prepare_wanted_ = 0;
+  mutable std::thread prepare_thread_;
+  mutable std::mutex prepare_mu_;
+  mutable std::condition_variable prepare_cv_;
+  mutable uint64_t prepare_wanted_ = 0;
+  mutable bool prepare_for_append_ = false;
   bool stop_prepare_ = false;
-  std::atomic<uint64_t> prepare_requested_{0};
+  std::atomic<bool> stop_prepare_flag_{false};  // read by the touch loop without the lock
+  mutable std::atomic<uint64_t> prepare_requested_append_{0};
+  mutable std::atomic<uint64_t> prepare_requested_read_{0};
 
   // Interval sync.
   std::thread sync_thread_;

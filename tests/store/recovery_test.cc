@@ -155,7 +155,7 @@ TEST_F(RecoveryTest, ChecksumMismatchStopsRecoveryAtThatFrame) {
     bad_pos = s->ResolvedPosition();
   }
   DieWhileAppending(FaultPoint::kAfterCommit);
-  PokeByte(bad_pos, seg_size, sizeof(format::FrameHeader) + 33, 0x5a);  // inside the stream entry's name
+  PokeByte(bad_pos, seg_size, sizeof(format::FrameHeader) + sizeof(format::StreamEntry) + 1, 0x5a);  // in the stream name
   auto s = OpenStore();
   ASSERT_TRUE(s);
   const auto& rr = s->recovery_report();
@@ -179,7 +179,7 @@ TEST_F(RecoveryTest, StrictModeRefusesDamagedTail) {
     bad_pos = s->ResolvedPosition();
   }
   DieWhileAppending(FaultPoint::kAfterCommit);
-  PokeByte(bad_pos, testing::SmallStore().segment_size, sizeof(format::FrameHeader) + 33, 0x01);
+  PokeByte(bad_pos, testing::SmallStore().segment_size, sizeof(format::FrameHeader) + sizeof(format::StreamEntry) + 1, 0x01);
   auto o = testing::SmallStore();
   o.recovery = RecoveryMode::kStrict;
   auto s = EventStore::Open(path(), o);
@@ -207,7 +207,7 @@ TEST_F(RecoveryTest, SalvagedDamagedLengthKeepsTheStoreWritable) {
   DieWhileAppending(FaultPoint::kAfterCommit);
   const uint64_t seg = testing::SmallStore().segment_size;
   {
-    // An impossible length in the committed frame's state word (the frame is no longer 64-byte aligned).
+    // An impossible length in the committed frame's state word (not a multiple of the 32-byte frame alignment).
     std::fstream f(SegmentFile(bad_pos, seg), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(bad_pos % seg + offsetof(format::FrameHeader, state)));
     const int32_t bad_length = 100;

@@ -180,7 +180,7 @@ TEST_F(CliTest, VerifyExitsNonZeroOnDamage) {
   ASSERT_EQ(0, Cli(S() + "publish --stream s --type RequestCreatedEvent --data '{\"request_id\":\"abcdef\"}'").code);
   {
     std::fstream f(dir_.Sub("store") + "/segments/0000000000000000.log", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(64 + 32 + 33);
+    f.seekp(64 + 32 + 16 + 1);  // segment header, frame header, stream entry: a byte of the stream name
     f.put('!');
   }
   CliRun v = Cli(S() + "verify");
