@@ -1,5 +1,5 @@
 // bench: the benchmark suite (bench/harness) from the command line.
-//   hostfactory bench [--quick] [--rounds N] [--rate MSGS_PER_S] [--out DIR] [--no-plots]   (--json: one object)
+//   hostfactory bench [--quick] [--rounds N] [--rate MSGS_PER_S] [--out DIR] [--no-plots] [--only NAMES]   (--json: one object)
 #include <iostream>
 
 #include "bench/harness/harness.h"
@@ -19,10 +19,17 @@ void AddBenchVerb(CLI::App& app, GlobalOptions& g, int& rc) {
   b->add_option("--out", o->out_dir, "directory for results.json, .hgrm percentile files and PNG plots")
       ->capture_default_str();
   b->add_flag("--no-plots", *no_plots, "skip the gnuplot plots");
+  b->add_option("--only", o->only, "run only these results (comma-separated names, e.g. throughput_1p1c_128,rtt_128)")
+      ->delimiter(',');
   b->callback([&g, &rc, o, no_plots] {
     o->plots = !*no_plots;
     o->progress = !g.json;
     nlohmann::json r = bench::RunSuite(*o, !g.json);
+    if (r.contains("error")) {
+      std::fprintf(stderr, "%s\n", r["error"].get<std::string>().c_str());
+      rc = 2;
+      return;
+    }
     if (g.json) std::cout << r.dump() << "\n";
     else if (!o->out_dir.empty()) std::printf("\nresults, percentile files and plots in %s/\n", o->out_dir.c_str());
     rc = 0;

@@ -183,9 +183,18 @@ double PipelineStream(int producers, int consumers, int64_t per_producer) {
       auto s = store::EventStore::Open(path, BenchStoreOptions());
       if (!s.ok()) ::_exit(1);
       uint8_t payload[128] = {0x5a};
+      // One event per call, pipelined: each verdict is collected (and checked) 256 calls later.
+      store::AppendTicket tickets[256];
       for (int64_t i = 0; i < per_producer; ++i) {
         store::EventData e{store::EventId{static_cast<uint64_t>(p) + 1, static_cast<uint64_t>(i) + 1}, 1, 0, {payload, 128}};
-        if (!(*s)->Append("stream-" + std::to_string(i % 64), store::ExpectedVersion::Any(), {&e, 1}).ok()) ::_exit(2);
+        store::AppendTicket& t = tickets[i & 255];
+        if (i >= 256 && !(*s)->Await(t).ok()) ::_exit(2);
+        auto next = (*s)->AppendAsync("stream-" + std::to_string(i % 64), store::ExpectedVersion::Any(), {&e, 1});
+        if (!next.ok()) ::_exit(2);
+        t = *next;
+      }
+      for (int64_t i = std::max<int64_t>(0, per_producer - 256); i < per_producer; ++i) {
+        if (!(*s)->Await(tickets[i & 255]).ok()) ::_exit(2);
       }
       ::_exit(0);
     }
@@ -278,6 +287,31 @@ double Replay(int64_t events) {
   }
   RemoveStore(path);
   return rate;
+}
+
+// Log bytes one 128-byte event takes, appended alone and in batches of 16 (stream "request-1"): the tail's
+// advance over a run of appends, divided by the events.
+nlohmann::json LogBytesPerEvent() {
+  std::string path = TempStore("bytes");
+  nlohmann::json out;
+  {
+    auto s = store::EventStore::Open(path, BenchStoreOptions());
+    if (!s.ok()) return {{"single", 0}, {"batch16", 0}};
+    uint8_t payload[128] = {};
+    uint64_t id = 0;
+    for (int batch : {1, 16}) {
+      const uint64_t before = (*s)->Stats().tail_position;
+      constexpr int kEvents = 1024;
+      store::EventData evs[16];
+      for (int n = 0; n < kEvents; n += batch) {
+        for (int i = 0; i < batch; ++i) evs[i] = {store::EventId{0x6000, ++id}, 1, 0, {payload, 128}};
+        if (!(*s)->Append("request-1", store::ExpectedVersion::Any(), {evs, static_cast<size_t>(batch)}).ok()) break;
+      }
+      out[batch == 1 ? "single" : "batch16"] = static_cast<double>((*s)->Stats().tail_position - before) / kEvents;
+    }
+  }
+  RemoveStore(path);
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------ the suite
@@ -404,6 +438,24 @@ nlohmann::json RunSuite(const SuiteOptions& o, bool print_table) {
       {"replay", [=] { return Replay(events * 3); }, {{"memcpy", [=] { return MemcpyFloor(events * 10); }}}, 128},
   };
 
+  if (!o.only.empty()) {
+    std::vector<std::string> known;
+    for (const auto& t : lat) known.insert(known.end(), {"rtt_" + t.name, "oneway_" + t.name});
+    for (const auto& t : rates) known.push_back(t.name);
+    known.push_back("log_bytes_per_event_128");
+    for (const std::string& name : o.only) {
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        return {{"error", "bench --only: no result is named '" + name + "' in this suite" +
+                              (o.quick ? " (--quick)" : "") + "; expected one of: " + list}};
+      }
+    }
+    auto wanted = [&](const std::string& name) { return std::find(o.only.begin(), o.only.end(), name) != o.only.end(); };
+    std::erase_if(lat, [&](const LatencyTest& t) { return !wanted("rtt_" + t.name) && !wanted("oneway_" + t.name); });
+    std::erase_if(rates, [&](const RateTest& t) { return !wanted(t.name); });
+  }
+
   // name -> transport -> series (round trip and one way separately)
   std::map<std::string, std::map<std::string, Series>> rtt, oneway;
   std::map<std::string, std::map<std::string, std::vector<double>>> rate_rounds;
@@ -495,6 +547,13 @@ nlohmann::json RunSuite(const SuiteOptions& o, bool print_table) {
     results.push_back(res);
   }
   if (datf) datf.close();
+  if (o.only.empty() || std::find(o.only.begin(), o.only.end(), "log_bytes_per_event_128") != o.only.end()) {
+    nlohmann::json res;
+    res["name"] = "log_bytes_per_event_128";
+    res["kind"] = "bytes_per_event";
+    res["pipeline"] = LogBytesPerEvent();
+    results.push_back(res);
+  }
   out["results"] = results;
 
   if (print_table) {
@@ -531,6 +590,14 @@ nlohmann::json RunSuite(const SuiteOptions& o, bool print_table) {
       std::printf("%-26s %12.3f %8.3f..%-8.3f   %s\n", r["name"].get<std::string>().c_str(), r["events_per_s"].get<double>() / 1e6,
                   *std::min_element(rounds.begin(), rounds.end()) / 1e6, *std::max_element(rounds.begin(), rounds.end()) / 1e6,
                   base.c_str());
+    }
+  }
+  if (print_table) {
+    for (const auto& r : results) {
+      if (r["kind"] != "bytes_per_event") continue;
+      std::printf("\n%-26s %12.1f alone, %.1f in batches of 16 (log bytes per 128-byte event)\n",
+                  r["name"].get<std::string>().c_str(), r["pipeline"]["single"].get<double>(),
+                  r["pipeline"]["batch16"].get<double>());
     }
   }
   if (!o.out_dir.empty()) {

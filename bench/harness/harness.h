@@ -19,6 +19,7 @@ struct SuiteOptions {
   std::string out_dir;          // JSON, percentile files and plots; empty = none written
   bool plots = true;
   bool progress = true;         // a line on stderr per measurement
+  std::vector<std::string> only;  // result names to run (e.g. throughput_1p1c_128, rtt_128); empty = all
 };
 
 struct Percentiles {
@@ -28,7 +29,7 @@ Percentiles Summarise(std::vector<int64_t> samples);  // exact, from every sampl
 nlohmann::json ToJson(const Percentiles& p);
 
 // Runs the suite; returns {"machine": {...}, "results": [...]} (see README) and prints the table to stdout
-// unless `print_table` is false.
+// unless `print_table` is false. Returns {"error": "..."} and runs nothing when `only` names an unknown result.
 nlohmann::json RunSuite(const SuiteOptions& options, bool print_table);
 
 // Machine description: CPU model, cores, kernel, governor if visible.
