@@ -69,8 +69,11 @@ void Log::PublishResolved(uint64_t pos) {
 }
 
 void Log::WakeWaiters() const {
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // orders the watermark store before the waiters load
-  if (std::atomic_ref<uint32_t>(ctl_->waiters).load(std::memory_order_relaxed) != 0) {
+  // A read-modify-write, not a plain load: a waiter announces itself with a seq_cst increment and then
+  // re-reads the watermark, so either this RMW reads its increment (and wakes it), or the waiter's increment
+  // reads this RMW's value, which makes the watermark stored before it visible to the waiter's re-read.
+  // (A fence would do the same on the hardware; the race detector does not model fences.)
+  if (std::atomic_ref<uint32_t>(ctl_->waiters).fetch_add(0, std::memory_order_seq_cst) != 0) {
     futex::Wake(reinterpret_cast<std::atomic<uint32_t>*>(&ctl_->resolved));
   }
 }

@@ -18,8 +18,9 @@ echo "== address + undefined sanitizer build"
 (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure --no-tests=error -j "$jobs" --timeout 1800 -E install_consumer)
 
-echo "== thread sanitizer build (lock-free rings)"
+echo "== thread sanitizer build (lock-free rings, pipelined appends)"
 cmake -S "$here" -B "$here/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHFE_WERROR=ON \
   -DHFE_BUILD_TESTS=ON -DHFE_SANITIZE=thread -DHFE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$here/build-tsan" -j "$jobs" --target ring_test
-(cd "$here/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure --no-tests=error -j "$jobs" -R "Ring(Test|ConcurrentTest)")
+cmake --build "$here/build-tsan" -j "$jobs" --target ring_test pipelined_append_test
+(cd "$here/build-tsan" && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure --no-tests=error -j "$jobs" \
+   -R "Ring(Test|ConcurrentTest)|PipelinedAppendTest")
