@@ -86,45 +86,45 @@ void BecomeIdleHelper() {
 }  // namespace
 
 void Log::PrepareSegment(uint64_t index, bool for_append) const {
-  // Hot path: one relaxed load. The first request for a segment hands it to the preparer thread.
-  // The counters hold the newest segment asked for plus one (0: none yet).
+  // Hot path: one relaxed load. The first request for a segment hands it to the preparer thread. Appenders'
+  // and readers' requests are kept apart (each as the newest segment asked for plus one; 0: none), so that
+  // neither hides the other's.
   std::atomic<uint64_t>& requested = for_append ? prepare_requested_append_ : prepare_requested_read_;
   uint64_t seen = requested.load(std::memory_order_relaxed);
   if (seen > index || !requested.compare_exchange_strong(seen, index + 1, std::memory_order_relaxed)) return;
   {
     std::lock_guard<std::mutex> lock(prepare_mu_);
-    if (index + 1 > prepare_wanted_) {  // prepare_wanted_: the segment to prepare plus one (0: none)
-      prepare_wanted_ = index + 1;
-      prepare_for_append_ = for_append;
-    } else if (index + 1 == prepare_wanted_) {
-      prepare_for_append_ |= for_append;
-    }
+    uint64_t& wanted = for_append ? prepare_append_wanted_ : prepare_read_wanted_;
+    wanted = std::max(wanted, index + 1);
     if (!prepare_thread_.joinable()) {
       prepare_thread_ = std::thread([this] {
         BecomeIdleHelper();
         std::unique_lock<std::mutex> lock(prepare_mu_);
-        uint64_t done = 0;
+        uint64_t append_done = 0, read_done = 0;
         for (;;) {
-          prepare_cv_.wait(lock, [&] { return stop_prepare_ || prepare_wanted_ > done; });
+          prepare_cv_.wait(lock, [&] {
+            return stop_prepare_ || prepare_append_wanted_ > append_done || prepare_read_wanted_ > read_done;
+          });
           if (stop_prepare_) return;
-          const uint64_t want = prepare_wanted_ - 1;
-          const bool append = prepare_for_append_;
+          const bool append = prepare_append_wanted_ > append_done;  // appenders first
+          const uint64_t want = (append ? prepare_append_wanted_ : prepare_read_wanted_) - 1;
+          (append ? append_done : read_done) = want + 1;
           lock.unlock();
-          // An appender creates and sizes it; a reader maps it once an appender has created it.
-          if (Segment(want, /*create=*/append)) {
+          // An appender's segment is created unless the tail has left it already (retention may even have
+          // retired it meanwhile: this thread can wait long for a CPU); a reader's is only mapped.
+          const bool wanted_still = !append || (want + 1) * seg_size_ > tail();
+          if (wanted_still && Segment(want, /*create=*/append)) {
             if (append) {
               std::atomic_ref<uint64_t> prepared(ctl_->prepared_segment);
               uint64_t p = prepared.load(std::memory_order_relaxed);
               while (p < want && !prepared.compare_exchange_weak(p, want, std::memory_order_relaxed)) {
               }
+              // Only an appender's segment is warmed: its stores are what a fault delays. A reader's loads
+              // fault too, but a reader that keeps up has time to spare.
+              TouchSegment(want);
             }
-            // Only an appender's segment is warmed: its stores are what a fault delays. A reader's loads
-            // fault too, but a reader that keeps up has time to spare, and warming for it would take a core
-            // from the appenders it waits for.
-            if (append) TouchSegment(want);
           }
           lock.lock();
-          done = want + 1;
         }
       });
     }
@@ -206,7 +206,6 @@ Result<uint64_t> Log::Claim(uint32_t length, uint8_t** frame_out) {
       // A helper may have moved the tail already; the CAS must not overwrite `t`, our claimed position.
       uint64_t expected_tail = t;
       tail_ref.compare_exchange_strong(expected_tail, next, std::memory_order_acq_rel, std::memory_order_relaxed);
-      PrepareSegment(off + length > seg_size_ / 2 ? seg + 1 : seg, /*for_append=*/true);
       *frame_out = f;
       return t;
     }
@@ -223,7 +222,8 @@ Result<AppendResult> Log::Append(std::span<const StreamAppend> appends, std::spa
   }
   auto ticket = Commit(appends, record_flags, /*pipelined=*/false);
   if (!ticket.ok()) return ticket.status();
-  return Await(*ticket, positions);
+  // Resolved at once (by this thread, when the role is free): its CRC, computed a moment ago, is trusted.
+  return AwaitFrame(*ticket, positions, /*trust_crc=*/true);
 }
 
 Result<AppendTicket> Log::Commit(std::span<const StreamAppend> appends, uint16_t record_flags, bool pipelined) {
@@ -345,8 +345,12 @@ Result<AppendTicket> Log::Commit(std::span<const StreamAppend> appends, uint16_t
     }
 
     internal::Fault(internal::FaultPoint::kAfterCommit);
+    // After the commit, so that no lock is ever taken while this frame holds up the log: the preparer
+    // warms the rest of this segment, and past its half creates the next one.
+    const uint64_t seg = pos / seg_size_;
+    PrepareSegment(pos % seg_size_ + length > seg_size_ / 2 ? seg + 1 : seg, /*for_append=*/true);
     if (pipelined) ResolveCommitted();
-    return AppendTicket{pos, length, static_cast<uint32_t>(records)};
+    return AppendTicket{pos, length, static_cast<uint32_t>(records), ticket_nonce_};
   }
 }
 
@@ -363,7 +367,8 @@ void Log::ResolveCommitted() {
 
 uint8_t* Log::TicketFrame(const AppendTicket& t) const {
   const uint64_t off = t.position % seg_size_;
-  if (t.position == kNoPosition || off < kSegmentHeaderSize || t.length < sizeof(FrameHeader) ||
+  if (t.store != ticket_nonce_ || t.position == kNoPosition || off < kSegmentHeaderSize || off % kFrameAlign != 0 ||
+      t.length < sizeof(FrameHeader) ||
       t.length % kFrameAlign != 0 || off + t.length > seg_size_ || t.position / seg_size_ < first_segment() ||
       t.position >= tail()) {
     return nullptr;
@@ -391,22 +396,38 @@ std::optional<Result<AppendResult>> Log::TryGet(const AppendTicket& t, std::span
 Status Log::Flush() { return WaitResolved(tail()); }
 
 Result<AppendResult> Log::Await(const AppendTicket& t, std::span<uint64_t> positions) {
+  // A pipelined batch waits long enough for anyone to change its bytes: its CRC is checked like any other's.
+  return AwaitFrame(t, positions, /*trust_crc=*/false);
+}
+
+Result<AppendResult> Log::AwaitFrame(const AppendTicket& t, std::span<uint64_t> positions, bool trust_crc) {
   uint8_t* f = TicketFrame(t);
   if (!f) {
+    if (t.store == ticket_nonce_ && t.position != kNoPosition && t.position / seg_size_ < first_segment()) {
+      return NotFound("the batch at position " + std::to_string(t.position) + " was decided and its segment retired " +
+                      "before its verdict was collected; collect verdicts before retention passes them");
+    }
     return InvalidArgument("append ticket (position " + std::to_string(t.position) + ", " + std::to_string(t.length) +
-                           " bytes) names no batch committed to '" + dir_ + "'; pass a ticket AppendAsync returned");
+                           " bytes) names no batch committed to '" + dir_ + "' by this process since it opened the " +
+                           "store; pass a ticket AppendAsync of this EventStore returned");
   }
   const uint64_t pos = t.position;
   const uint32_t length = t.length;
   const uint64_t records = t.events;
   if (!positions.empty() && positions.size() < records) {
     return InvalidArgument("positions span holds " + std::to_string(positions.size()) + " entries, the batch has " +
-                           std::to_string(records) + " events");
+                           std::to_string(records) + " events (the batch is committed: await its ticket again with " +
+                           "a span large enough)");
   }
   {
-    HFE_RETURN_IF_ERROR(WaitResolved(pos + length, pos));
+    HFE_RETURN_IF_ERROR(WaitResolved(pos + length, trust_crc ? pos : kNoPosition));
     if (geo_.sync_policy == kSyncEveryAppend) SyncResolved(pos + length);
     auto* h = reinterpret_cast<FrameHeader*>(f);
+    // The result is read from the frame, in shared memory: bounds first.
+    if (std::string bad = CheckFrameBounds(f, length); !bad.empty() || h->record_count != records) {
+      return DataLoss("the batch at position " + std::to_string(pos) + " was damaged after it was committed (" +
+                      (bad.empty() ? std::string("record count changed") : bad) + "); run `hostfactory verify`");
+    }
 
     // ---- the verdict
     // Acquire: pairs with the resolver's release store of the verdict; the record fields it wrote are visible.

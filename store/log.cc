@@ -281,6 +281,8 @@ Status Log::Attach(const StoreOptions& o) {
   max_streams_ = G.stream_slots * 7 / 10;
   scratch_.resize(kMaxStreamsPerFrame);
   entry_hashes_.resize(kMaxStreamsPerFrame);
+  // Never 0, so that a default-constructed ticket is refused.
+  for (ticket_nonce_ = 0; ticket_nonce_ == 0;) ticket_nonce_ = EventId::Random().lo;
   if (auto tail_segment = MapSegment(t / seg_size_, /*create=*/true); !tail_segment.ok()) {
     return Status(tail_segment.status().code(), "the segment holding the tail of '" + dir_ +
                                                     "' cannot be opened: " + tail_segment.status().message());
@@ -304,6 +306,10 @@ Result<uint8_t*> Log::MapSegment(uint64_t index, bool create) const {
     // Mapped already, its slot taken by a colliding segment: point the slot back at it, no new mapping.
     slot.store(it->second.node, std::memory_order_release);
     return it->second.node->base;
+  }
+  if (index < first_segment()) {
+    // Retention retired it (and unlinked its file): never created again, never mapped again.
+    return NotFound("segment " + std::to_string(index) + " of '" + dir_ + "' was retired");
   }
   std::string path = SegmentPath(index);
   if (!create) {

@@ -2,12 +2,14 @@
 //
 // Thread safety / invariants
 // - One holder at a time: the `lease` word holds the holder's liveness token (pid | start time). A process
-//   that finds the holder dead takes the lease over and redoes the holder's half-done frame (Repair).
+//   that finds the holder dead takes the lease over and redoes the holder's half-done run (Repair).
 // - Only the holder writes verdicts, record versions, the stream table, the dedup index and the counters.
-// - Per frame, in this order: decide and write the record fields, release-store the verdict; write the
-//   journal (counters and dedup count before the frame), then journal_frame last; apply tables and counters;
-//   release-store the watermark. A redo restores the counters from the journal, rebuilds the dedup hash from
-//   its ring and re-applies the frame from the verdict already written, so it never decides twice.
+// - Frames are resolved in runs (every committed frame up to the first in progress, at most 64). Per run:
+//   write the journal (counters and dedup count before the run), journal_frame = the watermark last; then
+//   per frame, decide and write the record fields, release-store the verdict, apply tables and counters;
+//   at the run's end release-store the watermark and wake waiters. A redo restores the counters from the
+//   journal, rebuilds the dedup hash from its ring and re-applies every frame of the run that has a verdict,
+//   in order, from the verdicts already written, so nothing is decided twice.
 #include <emmintrin.h>
 #include <sched.h>
 
@@ -31,6 +33,9 @@ namespace {
 inline std::atomic_ref<uint64_t> A(uint64_t& v) { return std::atomic_ref<uint64_t>(v); }
 inline uint64_t Load(uint64_t& v) { return A(v).load(std::memory_order_relaxed); }
 inline void Store(uint64_t& v, uint64_t x) { A(v).store(x, std::memory_order_relaxed); }
+// Frames are bounds-checked before they are decided or applied, but they live in shared memory: a stream
+// index read again afterwards is clamped, so that no later scribble can send a write past the scratch.
+inline uint32_t ScratchIndex(uint32_t i) { return std::min<uint32_t>(i, kMaxStreamsPerFrame - 1); }
 
 }  // namespace
 
@@ -170,10 +175,25 @@ void Log::HelpResolve(Help help) {
 
 // ------------------------------------------------------------------------------------------ the walk
 void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
+  // Frames are resolved in runs: every committed frame up to the first one in progress (at most kMaxRun),
+  // journaled once at the run's start, each decided and applied in order, the watermark published and
+  // waiters woken once at the run's end. A holder killed mid-run leaves the journal pointing at the
+  // watermark; Repair restores the counters and re-applies every frame of the run that has its verdict.
+  constexpr uint32_t kMaxRun = 64;
   uint64_t pos = resolved();
+  uint64_t published = pos;
+  uint32_t run = 0;
+  bool journaled = false;
+  auto publish = [&] {
+    if (run == 0) return;
+    PublishResolved(pos);
+    published = resolved();
+    run = 0;
+    journaled = false;
+    WakeWaiters();
+  };
   int64_t stall_start = 0;
   int64_t next_liveness_check = 0;
-  uint32_t since_wake = 0;
   const int64_t unblock = static_cast<int64_t>(geo_.unblock_timeout_ns);
   for (;;) {
     if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
@@ -188,6 +208,7 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
     uint32_t len = StateAbsLength(s);
     if (len < sizeof(FrameHeader) || len % kFrameAlign != 0 || pos % seg_size_ + len > seg_size_) break;
     if (StateInProgress(s)) {
+      publish();  // the run so far is readable while this frame is awaited
       if (pos >= wait_until) break;  // not ours to wait for
       int64_t now = clock::MonotonicNanos();
       if (stall_start == 0) {
@@ -208,40 +229,56 @@ void Log::ResolveLoop(uint64_t wait_until, uint64_t own_frame) {
         stall_start = 0;
         continue;
       }
-      if (since_wake != 0) {
-        WakeWaiters();
-        since_wake = 0;
-      }
       _mm_pause();
       continue;
     }
     stall_start = 0;
     if (StateTag(s) == kTypeData) {
+      if (!journaled) {
+        WriteJournal(published);
+        journaled = true;
+      }
       ResolveFrame(pos, f, len, pos == own_frame);
     } else if (StateTag(s) != kTypePad) {
       break;  // unknown frame type: damage
     }
     pos += len;
-    PublishResolved(pos);
-    if (++since_wake >= 64) {
-      WakeWaiters();
-      since_wake = 0;
+    if (++run == kMaxRun) {
+      publish();
+    } else if (journaled) {
+      internal::Fault(internal::FaultPoint::kResolverMidRun);
     }
   }
+  publish();
+}
+
+void Log::WriteJournal(uint64_t run_start) {
+  // The counters and the dedup count as they were before the run; journal_frame last, with release.
+  Store(ctl_->journal_accepted_events, Load(ctl_->accepted_events));
+  Store(ctl_->journal_accepted_frames, Load(ctl_->accepted_frames));
+  Store(ctl_->journal_rejected_frames, Load(ctl_->rejected_frames));
+  Store(ctl_->journal_corrupt_frames, Load(ctl_->corrupt_frames));
+  Store(ctl_->journal_stream_count, Load(ctl_->stream_count));
+  Store(ctl_->journal_dedup_base, Load(ctl_->dedup_count));
+  A(ctl_->journal_frame).store(run_start, std::memory_order_release);
+  internal::Fault(internal::FaultPoint::kResolverAfterJournal);
 }
 
 // ------------------------------------------------------------------------------------------ one frame
 void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
   auto* h = reinterpret_cast<FrameHeader*>(f);
   std::atomic_ref<uint32_t> verdict(h->verdict);
-  // Bounds first (names are read to hash them), then each stream's hash, once for deciding and applying.
-  if (!trusted && !CheckFrameBounds(f, len).empty()) {
-    if (verdict.load(std::memory_order_acquire) == kVerdictPending) verdict.store(kVerdictCorrupt, std::memory_order_release);
+  // Bounds first, always (names are read to hash them, records index the scratch by stream): even a frame
+  // this process wrote a moment ago, or one whose verdict is already written (by a dead holder, or a
+  // scribble), may have been changed since. Out of bounds, it is corrupt, whatever its verdict said.
+  if (!MarkCorruptUnlessSane(f, len)) {
+    ApplyFrame(pos, f);  // counts it
+    return;
   }
   HashEntries(f);
   if (verdict.load(std::memory_order_acquire) == kVerdictPending) {
     uint32_t v = kVerdictAccepted;
-    if (!trusted && !CheckFrameCrc(pos, f, len)) {  // bounds were checked above
+    if (!trusted && !CheckFrameCrc(pos, f, len)) {  // a trusted frame skips only its CRC
       v = kVerdictCorrupt;
     } else {
       const uint32_t k = h->record_count;
@@ -275,10 +312,10 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
         uint64_t new_streams = 0;
         for (uint32_t si = 0; si < h->stream_count && v == kVerdictAccepted; ++si) {
           auto* se = reinterpret_cast<StreamEntry*>(f + soff);
-          StreamSlot* slot = FindStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
+          StreamSlot* slot = FindStream(entry_hashes_[ScratchIndex(si)].lo, entry_hashes_[ScratchIndex(si)].hi);
           const uint64_t word = slot ? Load(slot->next_version) : 0;
           const uint64_t next = SlotVersion(word);
-          scratch_[si] = {slot, next, slot ? Load(slot->last_position) : kNoPosition};
+          scratch_[ScratchIndex(si)] = {slot, next, slot ? Load(slot->last_position) : kNoPosition};
           if (word & kStreamDeleted) {  // hard-deleted by an earlier frame: refused in log order
             v = MakeVerdict(kVerdictStreamDeleted, si);
             break;
@@ -312,7 +349,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
           off = h->records_offset;
           for (uint32_t i = 0; i < k; ++i) {
             auto* r = reinterpret_cast<RecordHeader*>(f + off);
-            StreamScratch& sc = scratch_[r->stream_index];
+            StreamScratch& sc = scratch_[ScratchIndex(r->stream_index)];
             r->version = sc.next_version++;
             r->prev_position = sc.last_position;
             sc.last_position = pos + off;
@@ -326,15 +363,7 @@ void Log::ResolveFrame(uint64_t pos, uint8_t* f, uint32_t len, bool trusted) {
     internal::Fault(internal::FaultPoint::kResolverAfterVerdict);
   }
 
-  // Journal, then apply.
-  Store(ctl_->journal_accepted_events, Load(ctl_->accepted_events));
-  Store(ctl_->journal_accepted_frames, Load(ctl_->accepted_frames));
-  Store(ctl_->journal_rejected_frames, Load(ctl_->rejected_frames));
-  Store(ctl_->journal_corrupt_frames, Load(ctl_->corrupt_frames));
-  Store(ctl_->journal_stream_count, Load(ctl_->stream_count));
-  Store(ctl_->journal_dedup_base, Load(ctl_->dedup_count));
-  A(ctl_->journal_frame).store(pos, std::memory_order_release);
-  internal::Fault(internal::FaultPoint::kResolverAfterJournal);
+  // The run's journal was written before its first frame was decided (ResolveLoop).
   ApplyFrame(pos, f);
 }
 
@@ -353,11 +382,11 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   const uint32_t k = h->record_count;
   // Stream post-images: each stream's newest event in this frame.
   uint32_t off = h->records_offset;
-  for (uint32_t si = 0; si < h->stream_count; ++si) scratch_[si] = {nullptr, kNoVersion, kNoPosition};
+  for (uint32_t si = 0; si < h->stream_count; ++si) scratch_[ScratchIndex(si)] = {nullptr, kNoVersion, kNoPosition};
   int64_t newest = 0;
   for (uint32_t i = 0; i < k; ++i) {
     auto* r = reinterpret_cast<RecordHeader*>(f + off);
-    StreamScratch& sc = scratch_[r->stream_index];
+    StreamScratch& sc = scratch_[ScratchIndex(r->stream_index)];
     if (sc.next_version == kNoVersion && r->version == 0) Store(ctl_->stream_count, Load(ctl_->stream_count) + 1);
     sc.next_version = r->version + 1;
     sc.last_position = pos + off;
@@ -367,13 +396,13 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
   uint32_t soff = sizeof(FrameHeader);
   for (uint32_t si = 0; si < h->stream_count; ++si) {
     auto* se = reinterpret_cast<StreamEntry*>(f + soff);
-    StreamSlot* slot = FindStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
-    if (!slot) slot = InsertStream(entry_hashes_[si].lo, entry_hashes_[si].hi);
+    StreamSlot* slot = FindStream(entry_hashes_[ScratchIndex(si)].lo, entry_hashes_[ScratchIndex(si)].hi);
+    if (!slot) slot = InsertStream(entry_hashes_[ScratchIndex(si)].lo, entry_hashes_[ScratchIndex(si)].hi);
     if (slot) {
       // Release: pairs with GetStream()'s acquire loads; a reader that sees the new position also sees this
       // frame's verdict and record fields (written above), so ViewAt accepts it before the watermark moves.
-      A(slot->last_position).store(scratch_[si].last_position, std::memory_order_release);
-      A(slot->next_version).store(scratch_[si].next_version, std::memory_order_release);
+      A(slot->last_position).store(scratch_[ScratchIndex(si)].last_position, std::memory_order_release);
+      A(slot->next_version).store(scratch_[ScratchIndex(si)].next_version, std::memory_order_release);
     }
     soff += StreamEntrySize(se->name_length);
   }
@@ -417,13 +446,11 @@ void Log::ApplyFrame(uint64_t pos, uint8_t* f) {
 
 void Log::Repair() {
   Store(ctl_->repairs, Load(ctl_->repairs) + 1);
-  uint64_t pos = resolved();
-  if (A(ctl_->journal_frame).load(std::memory_order_acquire) != pos) return;  // nothing was half-applied
-  uint8_t* base = Segment(pos / seg_size_, false);
-  if (!base) return;
-  uint8_t* f = base + pos % seg_size_;
-  uint64_t s = StateAt(f).load(std::memory_order_acquire);
-  if (StateTag(s) != kTypeData || StateInProgress(s)) return;
+  const uint64_t start = resolved();
+  if (A(ctl_->journal_frame).load(std::memory_order_acquire) != start) return;  // no run was in progress
+  // Undo the dead holder's run: counters and dedup count as they were before it, the dedup hash rebuilt
+  // from its ring; then redo every frame of the run that has a verdict, in order, from the verdicts
+  // already written (nothing is decided twice). The first frame without one ends the run.
   Store(ctl_->accepted_events, Load(ctl_->journal_accepted_events));
   Store(ctl_->accepted_frames, Load(ctl_->journal_accepted_frames));
   Store(ctl_->rejected_frames, Load(ctl_->journal_rejected_frames));
@@ -431,19 +458,45 @@ void Log::Repair() {
   Store(ctl_->stream_count, Load(ctl_->journal_stream_count));
   Store(ctl_->dedup_count, Load(ctl_->journal_dedup_base));
   DedupRebuild();
-  if (VerdictCode(std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).load(std::memory_order_acquire)) ==
-      kVerdictAccepted) {
-    HashEntries(f);  // an accepted frame passed the bounds check: its entries can be walked
+  uint64_t pos = start, end = start;
+  for (;;) {
+    if (pos % seg_size_ == 0) pos += kSegmentHeaderSize;
+    if (pos >= tail()) break;
+    uint8_t* base = Segment(pos / seg_size_, false);
+    if (!base) break;
+    uint8_t* f = base + pos % seg_size_;
+    const uint64_t s = StateAt(f).load(std::memory_order_acquire);
+    const uint32_t len = StateAbsLength(s);
+    if (s == 0 || StateInProgress(s) || len < sizeof(FrameHeader) || len % kFrameAlign != 0 ||
+        pos % seg_size_ + len > seg_size_) {
+      break;
+    }
+    if (StateTag(s) == kTypeData) {
+      const uint32_t v = std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).load(std::memory_order_acquire);
+      if (v == kVerdictPending) break;
+      if (MarkCorruptUnlessSane(f, len)) HashEntries(f);  // bounds again: it may have changed since
+      ApplyFrame(pos, f);
+      end = pos + len;
+    } else if (StateTag(s) != kTypePad) {
+      break;
+    }
+    pos += len;
   }
-  ApplyFrame(pos, f);
-  PublishResolved(pos + StateAbsLength(s));
+  if (end != start) PublishResolved(end);
 }
 
 // ------------------------------------------------------------------------------------------ frame checks
+bool Log::MarkCorruptUnlessSane(uint8_t* f, uint32_t len) {
+  if (CheckFrameBounds(f, len).empty()) return true;
+  // Release: pairs with readers' acquire of the verdict; they skip the frame as corrupt.
+  std::atomic_ref<uint32_t>(reinterpret_cast<FrameHeader*>(f)->verdict).store(kVerdictCorrupt, std::memory_order_release);
+  return false;
+}
+
 void Log::HashEntries(const uint8_t* f) {
   // The stream table is keyed by the hashes of the names in the frame, computed here: a producer never
-  // supplies one, so none can address another stream's slot. Only for a frame whose bounds hold (or a
-  // trusted one this process wrote); a corrupt frame is never applied, so its entries are left unhashed.
+  // supplies one, so none can address another stream's slot. Only for a frame whose bounds were just
+  // checked; a corrupt frame is never applied, so its entries are left unhashed.
   const auto* h = reinterpret_cast<const FrameHeader*>(f);
   if (VerdictCode(std::atomic_ref<const uint32_t>(h->verdict).load(std::memory_order_acquire)) == kVerdictCorrupt ||
       h->stream_count > kMaxStreamsPerFrame) {

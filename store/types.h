@@ -68,6 +68,7 @@ struct AppendTicket {
   uint64_t position = ~0ull;  // where the batch's frame starts in the log
   uint32_t length = 0;        // the frame's length in bytes
   uint32_t events = 0;        // events in the batch
+  uint64_t store = 0;         // which open store made it (a number drawn at open)
 };
 
 // A stored event, read in place. The spans point into the shared mapping, which stays mapped while the

@@ -11,9 +11,10 @@ enum class FaultPoint {
   kAfterClaim,           // frame claimed (in progress), body not written
   kAfterBody,            // body and CRC written, not committed
   kAfterCommit,          // committed, not resolved
-  kResolverAfterVerdict, // verdict written, journal not
-  kResolverAfterJournal, // journal written, tables not applied
+  kResolverAfterVerdict, // a frame's verdict written, its tables not applied
+  kResolverAfterJournal, // a run's journal written, none of its frames decided
   kResolverMidApply,     // stream table applied, dedup index half applied
+  kResolverMidRun,       // a frame of a run decided and applied, the next not yet, the watermark not moved
   kGroupDispatch,        // a consumer group's dispatcher holds the dispatch lock and is about to push work
   kGroupCreated,         // a new group's file is published, its subscription slot not yet
 };

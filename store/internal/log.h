@@ -194,6 +194,8 @@ class Log {
   // The frame of a ticket this process committed to this store, or null when the ticket names none.
   uint8_t* TicketFrame(const AppendTicket& t) const;
   void ResolveCommitted();
+  // Await's body; `trust_crc`: the frame was checksummed by this thread a moment ago (Append).
+  Result<AppendResult> AwaitFrame(const AppendTicket& t, std::span<uint64_t> positions, bool trust_crc);
   // Asks the preparer thread to map segment `index` ahead of use: an appender's request creates it and
   // warms its pages for writing, a reader's maps it once an appender has created it.
   void PrepareSegment(uint64_t index, bool for_append) const;
@@ -209,11 +211,15 @@ class Log {
   void ResolveLoop(uint64_t wait_until, uint64_t own_frame = format::kNoPosition);
   void ResolveFrame(uint64_t pos, uint8_t* frame, uint32_t length, bool trusted);
   void ApplyFrame(uint64_t pos, uint8_t* frame);
+  // Checks a frame's bounds; when they fail, marks it corrupt (whatever verdict it had) and returns false.
+  bool MarkCorruptUnlessSane(uint8_t* frame, uint32_t length);
   // Hashes the names of a frame's stream entries into entry_hashes_ (lease held; bounds already checked).
   void HashEntries(const uint8_t* frame);
   // The hash of the stream a frame hard-deletes (a tombstone record of "$meta-<stream>"), if it is one.
   std::optional<internal::Hash128> TombstoneTarget(const uint8_t* frame) const;
   void PublishResolved(uint64_t pos);
+  // Journals the counters before a run of frames that starts at the watermark `run_start`.
+  void WriteJournal(uint64_t run_start);
   // Wakes processes parked on the watermark, if any (one fence and one load when none is).
   void WakeWaiters() const;
   format::StreamSlot* InsertStream(uint64_t hash_lo, uint64_t hash_hi);
@@ -287,13 +293,14 @@ class Log {
   std::vector<internal::Hash128> entry_hashes_;  // per stream entry of the frame being resolved
   std::mutex lease_mu_;   // threads of this process take the shared lease one at a time
   std::atomic<uint32_t> pipelined_since_resolve_{0};
+  uint64_t ticket_nonce_ = 0;  // drawn at open; tickets of another open store are refused
 
   // Segment preparation off the append path: a per-process thread creates and pre-faults the next segment.
   mutable std::thread prepare_thread_;
   mutable std::mutex prepare_mu_;
   mutable std::condition_variable prepare_cv_;
-  mutable uint64_t prepare_wanted_ = 0;
-  mutable bool prepare_for_append_ = false;
+  mutable uint64_t prepare_append_wanted_ = 0;  // segment plus one (0: none), under prepare_mu_
+  mutable uint64_t prepare_read_wanted_ = 0;
   bool stop_prepare_ = false;
   std::atomic<bool> stop_prepare_flag_{false};  // read by the touch loop without the lock
   mutable std::atomic<uint64_t> prepare_requested_append_{0};

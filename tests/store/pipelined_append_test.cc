@@ -2,12 +2,17 @@
 // are exactly what Append would have returned, in commit order, whoever resolved the frames.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <map>
 #include <thread>
 #include <vector>
 
 #include "store/event_store.h"
+#include "store/log_format.h"
 #include "tests/store/store_testutil.h"
 
 namespace hfe::store {
@@ -118,15 +123,28 @@ TEST_F(PipelinedAppendTest, FlushDecidesEverythingCommittedAndTryGetAgrees) {
   EXPECT_EQ(37u, store_->Stats().events);
 }
 
-// Invariant: a ticket that names no batch this process committed to this store is refused with a clear
-// error, and an Await whose positions span is too small is refused without reading past it.
+// Invariant: a ticket that names no batch this process committed to this store (another store's, a forged or
+// misaligned one) is refused with a clear error, and an Await whose positions span is too small is refused
+// without reading past it.
 TEST_F(PipelinedAppendTest, ForeignOrForgedTicketsAreRefused) {
   TestEvent a("a"), b("b");
   auto t = store_->AppendAsync("s", ExpectedVersion::Any(), std::vector<EventData>{a.data, b.data});
   ASSERT_TRUE(t.ok());
-  for (AppendTicket bad : {AppendTicket{}, AppendTicket{t->position + 64, t->length, t->events},
-                           AppendTicket{t->position, t->length + 64, t->events}, AppendTicket{t->position, t->length, 1},
-                           AppendTicket{1ull << 60, 64, 1}}) {
+  // Another store opened by this process, with a batch of the same shape at the same position.
+  auto other = EventStore::Open(dir_.Sub("other"), testing::SmallStore());
+  ASSERT_TRUE(other.ok());
+  auto foreign = (*other)->AppendAsync("s", ExpectedVersion::Any(), std::vector<EventData>{a.data, b.data});
+  ASSERT_TRUE(foreign.ok());
+  ASSERT_EQ(t->position, foreign->position);
+  auto with = [&](auto change) {
+    AppendTicket k = *t;
+    change(k);
+    return k;
+  };
+  for (AppendTicket bad : {AppendTicket{}, *foreign, with([](AppendTicket& k) { k.position += 32; }),
+                           with([](AppendTicket& k) { k.position += 8; }), with([](AppendTicket& k) { k.length += 32; }),
+                           with([](AppendTicket& k) { k.events = 1; }), with([](AppendTicket& k) { k.position = 1ull << 60; }),
+                           with([](AppendTicket& k) { k.store ^= 1; })}) {
     auto r = store_->Await(bad);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(StatusCode::kInvalidArgument, r.status().code()) << r.status().ToString();
@@ -143,6 +161,48 @@ TEST_F(PipelinedAppendTest, ForeignOrForgedTicketsAreRefused) {
   auto ok = store_->Await(*t, two);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_LT(two[0], two[1]);
+}
+
+// Invariant: shared memory is untrusted, also while a pipelined batch waits to be decided. A committed
+// frame scribbled before its resolution (a verdict forged to Accepted with a record pointing at stream entry
+// 65535; a stream count beyond the limit) is refused as corrupt, never applied, and its ticket's Await
+// reports the damage; nothing crashes and the store goes on. (ASan in CI checks for stray writes.)
+TEST_F(PipelinedAppendTest, AFrameScribbledBeforeItsVerdictIsRefusedAsCorrupt) {
+  TestEvent ok0("ok0"), bad1("bad1"), bad2("bad2"), ok3("ok3");
+  auto t0 = store_->AppendAsync("s", ExpectedVersion::Any(), {&ok0.data, 1});
+  auto t1 = store_->AppendAsync("s", ExpectedVersion::Any(), {&bad1.data, 1});
+  auto t2 = store_->AppendAsync("s", ExpectedVersion::Any(), {&bad2.data, 1});
+  ASSERT_TRUE(t0.ok() && t1.ok() && t2.ok());
+  ASSERT_LT(store_->ResolvedPosition(), t1->position);  // undecided: fewer than 16 pipelined batches
+  {
+    const size_t size = testing::SmallStore().segment_size;
+    int fd = ::open((dir_.Sub("store") + "/segments/0000000000000000.log").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    auto* seg = static_cast<uint8_t*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    ASSERT_NE(MAP_FAILED, static_cast<void*>(seg));
+    auto* f1 = reinterpret_cast<format::FrameHeader*>(seg + t1->position % size);
+    f1->verdict = format::kVerdictAccepted;
+    reinterpret_cast<format::RecordHeader*>(seg + t1->position % size + f1->records_offset)->stream_index = 65535;
+    reinterpret_cast<format::FrameHeader*>(seg + t2->position % size)->stream_count = 5000;
+    ::munmap(seg, size);
+  }
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_TRUE(store_->Await(*t0).ok());
+  for (const auto* t : {&*t1, &*t2}) {
+    auto r = store_->Await(*t);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(StatusCode::kDataLoss, r.status().code()) << r.status().ToString();
+  }
+  EXPECT_EQ(2u, store_->Stats().corrupt_frames);
+  auto t3 = store_->AppendAsync("s", ExpectedVersion::Exact(0), {&ok3.data, 1});
+  ASSERT_TRUE(t3.ok());
+  auto r3 = store_->Await(*t3);
+  ASSERT_TRUE(r3.ok()) << r3.status().ToString();
+  EXPECT_EQ(1u, r3->last_version);
+  auto all = testing::ReadAll(*store_);
+  ASSERT_EQ(2u, all.size());
+  EXPECT_EQ("ok3", all[1].payload);
 }
 
 // Invariant: pipelined producers on several threads, each keeping batches in flight on its own stream with

@@ -144,6 +144,68 @@ TEST_F(RecoveryTest, ResolverKilledMidFrameIsRepairedExactlyOnce) {
   }
 }
 
+// Invariant: frames are resolved in runs, journaled once per run and published once at its end; a resolver
+// killed part way through a run (after its journal, after the nth frame, between a frame's verdict and its
+// tables) leaves state that the next holder completes exactly once: every frame of the run decided once,
+// versions gap-free, counters and the dedup index matching the log.
+int g_fault_countdown = 0;
+void KillAtNth(FaultPoint p) {
+  if (p == g_kill_at && --g_fault_countdown == 0) ::raise(SIGKILL);
+}
+
+TEST_F(RecoveryTest, ResolverKilledMidRunIsRepairedExactlyOnce) {
+  struct Case {
+    FaultPoint point;
+    int nth;
+  };
+  for (Case c : {Case{FaultPoint::kResolverAfterJournal, 1}, Case{FaultPoint::kResolverMidRun, 4},
+                 Case{FaultPoint::kResolverAfterVerdict, 6}, Case{FaultPoint::kResolverMidApply, 3}}) {
+    AppendSome(2);
+    constexpr int kFrames = 10;  // fewer than a pipelined producer's 16: none resolved before the flush
+    std::vector<testing::TestEvent> evs;
+    for (int i = 0; i < kFrames; ++i) evs.emplace_back("r" + std::to_string(i));
+    hfe::testing::Children kids;
+    pid_t p = kids.Spawn([&] {
+      auto s = OpenStore();
+      if (!s) return 1;
+      for (int i = 0; i < kFrames; ++i) {
+        auto exp = i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(static_cast<uint64_t>(i - 1));
+        if (!s->AppendAsync("run", exp, {&evs[i].data, 1}).ok()) return 2;
+      }
+      g_kill_at = c.point;
+      g_fault_countdown = c.nth;
+      internal::g_fault_hook.store(&KillAtNth);
+      (void)s->Flush();  // resolves the ten frames as one run, and dies in it
+      return 3;
+    });
+    ASSERT_EQ(128 + SIGKILL, kids.Wait(p)) << static_cast<int>(c.point);
+    auto s = OpenStore();
+    ASSERT_TRUE(s);
+    auto run = testing::ReadStream(*s, "run");
+    ASSERT_EQ(static_cast<size_t>(kFrames), run.size()) << static_cast<int>(c.point);
+    for (int i = 0; i < kFrames; ++i) {
+      EXPECT_EQ(static_cast<uint64_t>(i), run[i].version);
+      EXPECT_EQ(evs[i].text, run[i].payload);
+    }
+    const StoreStats st = s->Stats();
+    EXPECT_EQ(2u + kFrames, st.events);
+    EXPECT_EQ(2u + kFrames, st.accepted_frames);  // AppendSome appends its events one by one
+    EXPECT_EQ(0u, st.rejected_frames);
+    EXPECT_EQ(2u, st.streams);
+    auto rep = s->Verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << rep->problems[0];
+    std::vector<EventData> again;
+    for (const auto& e : evs) again.push_back(e.data);
+    auto r = s->Append("elsewhere", ExpectedVersion::Any(), again);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(r->already_appended);
+    EXPECT_EQ(run[0].position, r->first_position);
+    s.reset();
+    std::filesystem::remove_all(path());
+  }
+}
+
 // Invariant: point-in-time recovery drops the first damaged unresolved frame and everything after it,
 // reports it, zeroes the bytes, and the log continues cleanly.
 TEST_F(RecoveryTest, ChecksumMismatchStopsRecoveryAtThatFrame) {
